@@ -1,0 +1,154 @@
+package tenant
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+)
+
+// u128 is an address as a 128-bit number; IPv4 addresses are mapped into
+// ::ffff:0:0/96 so one table serves both families.
+type u128 struct{ hi, lo uint64 }
+
+func addrKey(a netip.Addr) u128 {
+	b := a.As16()
+	return u128{
+		hi: uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+			uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7]),
+		lo: uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
+			uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15]),
+	}
+}
+
+func (a u128) less(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo) }
+
+func (a u128) cmp(b u128) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.lo, b.lo)
+}
+
+func (a u128) inc() (u128, bool) {
+	lo := a.lo + 1
+	hi := a.hi
+	if lo == 0 {
+		hi++
+		if hi == 0 {
+			return u128{}, false // wrapped past the last address
+		}
+	}
+	return u128{hi, lo}, true
+}
+
+// lastOf returns the last address of a prefix of bits (of 128) starting at s.
+func lastOf(s u128, bits int) u128 {
+	switch {
+	case bits <= 0:
+		return u128{^uint64(0), ^uint64(0)}
+	case bits < 64:
+		return u128{s.hi | (^uint64(0) >> bits), ^uint64(0)}
+	case bits == 64:
+		return u128{s.hi, ^uint64(0)}
+	case bits < 128:
+		return u128{s.hi, s.lo | (^uint64(0) >> (bits - 64))}
+	}
+	return s
+}
+
+// lpmEntry is one prefix to place in the table.
+type lpmEntry struct {
+	start, end u128
+	bits       int   // of 128
+	owner      int32 // tenant index
+	field      int32 // index into the tenant's Networks
+}
+
+// lpmTable maps an address to the owner of its most specific prefix. It is
+// a sorted list of disjoint segments; lookup is a binary search, so it
+// allocates nothing and takes O(log n) whatever the prefix lengths.
+type lpmTable struct {
+	starts []u128
+	owners []int32 // -1: no owner
+}
+
+// conflict is a nested pair of prefixes owned by different tenants.
+type conflict struct{ outer, inner lpmEntry }
+
+// buildLPM builds the table and reports prefixes nested in (or equal to)
+// another tenant's.
+func buildLPM(es []lpmEntry) (lpmTable, []conflict) {
+	slices.SortFunc(es, func(a, b lpmEntry) int {
+		if c := a.start.cmp(b.start); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.bits, b.bits)
+	})
+	var t lpmTable
+	var conflicts []conflict
+	emit := func(at u128, owner int32) {
+		n := len(t.starts)
+		if n > 0 && t.starts[n-1] == at {
+			t.owners[n-1] = owner
+			if n > 1 && t.owners[n-2] == owner {
+				t.starts, t.owners = t.starts[:n-1], t.owners[:n-1]
+			}
+			return
+		}
+		if n > 0 && t.owners[n-1] == owner {
+			return
+		}
+		if n == 0 && owner == -1 {
+			return
+		}
+		t.starts = append(t.starts, at)
+		t.owners = append(t.owners, owner)
+	}
+	var stack []lpmEntry
+	pop := func() {
+		top := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		next := int32(-1)
+		if len(stack) > 0 {
+			next = stack[len(stack)-1].owner
+		}
+		if after, ok := top.end.inc(); ok {
+			emit(after, next)
+		}
+	}
+	for _, e := range es {
+		for len(stack) > 0 && stack[len(stack)-1].end.less(e.start) {
+			pop()
+		}
+		if len(stack) > 0 {
+			if top := stack[len(stack)-1]; top.owner != e.owner {
+				conflicts = append(conflicts, conflict{outer: top, inner: e})
+			}
+		}
+		stack = append(stack, e)
+		emit(e.start, e.owner)
+	}
+	for len(stack) > 0 {
+		pop()
+	}
+	return t, conflicts
+}
+
+// lookup returns the owner of a, or -1.
+func (t *lpmTable) lookup(a u128) int32 {
+	// Find the last start <= a.
+	lo, hi := 0, len(t.starts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		s := t.starts[m]
+		if s.hi < a.hi || (s.hi == a.hi && s.lo <= a.lo) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return -1
+	}
+	return t.owners[lo-1]
+}
