@@ -493,7 +493,20 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 }
 
 // DecodeECS decodes one ECS JSON object into e, replacing its contents.
+// Member names are matched exactly (ECS is case-sensitive); unknown members
+// are skipped. Invalid UTF-8 and unpaired surrogates in strings become
+// U+FFFD, as with encoding/json.
 func DecodeECS(b []byte, e *Event) error {
+	if err := decodeFast(b, e); err != nil {
+		*e = Event{}
+		return fmt.Errorf("detect: decode ecs: %w", err)
+	}
+	return nil
+}
+
+// decodeStd is DecodeECS written with encoding/json: the reference the fast
+// decoder is fuzzed against.
+func decodeStd(b []byte, e *Event) error {
 	var d ecsDoc
 	if err := json.Unmarshal(b, &d); err != nil {
 		return fmt.Errorf("detect: decode ecs: %w", err)

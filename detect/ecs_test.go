@@ -192,3 +192,66 @@ func BenchmarkDecodeECS(b *testing.B) {
 	}
 	b.SetBytes(int64(len(buf)))
 }
+
+// FuzzDecodeECS checks the fast decoder against the encoding/json reference
+// on arbitrary input: never a panic, and the same event whenever both
+// accept a document whose member names are lower-case (encoding/json also
+// matches names case-insensitively; ECS does not).
+func FuzzDecodeECS(f *testing.F) {
+	e := sampleEvent()
+	f.Add(detect.AppendECS(nil, &e))
+	f.Add([]byte(`{"source":{"ip":"127.0.0.1"},"source":{"port":5},"labels":{"a":null},"labels":{"b":"c"}}`))
+	f.Add([]byte(`{"email":{"to":{"address":["a"]}},"email":{"to":{"address":null}},"event":{"category":["x"]},"event":{"category":[]}}`))
+	f.Add([]byte(`{"url":{"full":"\ud83d\ude00\ud800x\u00e9\\\/"},"x":[1,2.5e3,{"y":[true,false,null]}]}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast, std detect.Event
+		errFast := detect.DecodeECS(b, &fast)
+		errStd := detect.DecodeStd(b, &std)
+		if errFast == nil && !json.Valid(b) {
+			t.Fatalf("fast decoder accepted invalid JSON %q", b)
+		}
+		if errFast != nil || errStd != nil || !plainKeys(b) {
+			return
+		}
+		if !fast.Time.Equal(std.Time) {
+			t.Fatalf("time %v != %v", fast.Time, std.Time)
+		}
+		fast.Time = std.Time
+		require.Equal(t, std, fast, "input %q", b)
+	})
+}
+
+// plainKeys reports whether every member name in the document is made of
+// [a-z0-9_@.] only, so case-insensitive matching cannot differ.
+func plainKeys(b []byte) bool {
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return false
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				for i := 0; i < len(k); i++ {
+					ch := k[i]
+					if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '_' || ch == '@' || ch == '.') {
+						return false
+					}
+				}
+				if !walk(c) {
+					return false
+				}
+			}
+		case []any:
+			for _, c := range x {
+				if !walk(c) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return walk(v)
+}

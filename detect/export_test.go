@@ -1,0 +1,4 @@
+package detect
+
+// DecodeStd exposes the encoding/json reference decoder to tests.
+var DecodeStd = decodeStd
