@@ -258,7 +258,15 @@ func (s *Snapshot) ByAddr(a netip.Addr) (*Tenant, bool) {
 	if !a.IsValid() {
 		return nil, false
 	}
-	if i := s.nets.lookup(addrKey(a.Unmap())); i >= 0 {
+	a = a.Unmap()
+	var i int32
+	if a.Is4() {
+		b := a.As4()
+		i = s.nets.lookup4(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
+	} else {
+		i = s.nets.lookup(addrKey(a))
+	}
+	if i >= 0 {
 		return s.tenants[i], true
 	}
 	return nil, false

@@ -70,6 +70,45 @@ type lpmEntry struct {
 type lpmTable struct {
 	starts []u128
 	owners []int32 // -1: no owner
+	// v4 is the same map restricted to ::ffff:0:0/96, with 32-bit keys:
+	// a quarter of the memory to search for the common case.
+	v4starts []uint32
+	v4owners []int32
+}
+
+// buildV4 derives the IPv4 view of the table.
+func (t *lpmTable) buildV4() {
+	first := u128{0, 0xffff_0000_0000}
+	last := u128{0, 0xffff_ffff_ffff}
+	t.v4starts = append(t.v4starts[:0], 0)
+	t.v4owners = append(t.v4owners[:0], t.lookup(first))
+	for i, s := range t.starts {
+		if !first.less(s) || last.less(s) {
+			continue
+		}
+		if t.owners[i] == t.v4owners[len(t.v4owners)-1] {
+			continue
+		}
+		t.v4starts = append(t.v4starts, uint32(s.lo))
+		t.v4owners = append(t.v4owners, t.owners[i])
+	}
+}
+
+// lookup4 returns the owner of the IPv4 address a, or -1.
+func (t *lpmTable) lookup4(a uint32) int32 {
+	lo, hi := 0, len(t.v4starts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.v4starts[m] <= a {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return -1
+	}
+	return t.v4owners[lo-1]
 }
 
 // conflict is a nested pair of prefixes owned by different tenants.
@@ -131,6 +170,7 @@ func buildLPM(es []lpmEntry) (lpmTable, []conflict) {
 	for len(stack) > 0 {
 		pop()
 	}
+	t.buildV4()
 	return t, conflicts
 }
 
