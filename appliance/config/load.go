@@ -1,0 +1,294 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/jichitai/seccloud/tenant"
+)
+
+//go:embed demo.yaml
+var demo []byte
+
+// DemoName is the file name errors and File() use for the embedded demo.
+const DemoName = "embedded:demo.yaml"
+
+// Demo returns the embedded demo configuration, with its comments.
+func Demo() []byte { return append([]byte(nil), demo...) }
+
+// Load reads and parses the file at path. Errors in the file are returned
+// as Errors; a file that cannot be read returns the read error.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// LoadDemo parses the embedded demo configuration.
+func LoadDemo() (*Config, error) { return Parse(DemoName, demo) }
+
+// Raw returns the bytes the configuration was parsed from. The slice must
+// not be modified.
+func (c *Config) Raw() []byte { return c.raw }
+
+// Parse parses and validates data, naming file in errors. Relative paths in
+// the config resolve against file's directory (see Config.Path). On failure
+// it returns Errors holding every problem found, sorted by position.
+func Parse(file string, data []byte) (*Config, error) {
+	c, err := parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadPartial reads the file at path like Load, but on errors in the file
+// it also returns the configuration as far as it could be decoded (nil
+// only when the file cannot be read or is not YAML). It is for commands
+// that must work on a broken file, such as `config rollback`, and need only
+// data_dir and history.keep. Never run with a partial configuration.
+func LoadPartial(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(path, data)
+}
+
+func parse(file string, data []byte) (*Config, error) {
+	root, err := parseDocument(file, data)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, Errors{{File: file, Msg: "empty configuration (start from `seccloud print-config`)"}}
+	}
+	d := &decoder{file: file}
+	c := &Config{file: file, raw: data}
+	d.decode(root, reflect.ValueOf(c).Elem(), "")
+	if d.nodes > maxNodes {
+		return c, d.errs
+	}
+	decodeErrs := len(d.errs)
+	c.validate(d, root)
+	c.buildDirectory(d, root, d.errs[:decodeErrs])
+	if len(d.errs) > 0 {
+		c.tagTenants(d.errs)
+		sort.SliceStable(d.errs, func(i, j int) bool {
+			a, b := d.errs[i], d.errs[j]
+			if a.Line != b.Line {
+				return a.Line < b.Line
+			}
+			return a.Column < b.Column
+		})
+		if d.tooMany {
+			d.errs = append(d.errs, &Error{File: file, Msg: fmt.Sprintf("too many errors; stopped after %d", maxErrors)})
+		}
+		return c, d.errs
+	}
+	return c, nil
+}
+
+var tenantPath = regexp.MustCompile(`^tenants\[(\d+)\]`)
+
+// tagTenants fills Error.Tenant for errors under tenants[i].
+func (c *Config) tagTenants(errs Errors) {
+	for _, e := range errs {
+		if e.Tenant != "" {
+			continue
+		}
+		if m := tenantPath.FindStringSubmatch(e.Path); m != nil {
+			if i, err := strconv.Atoi(m[1]); err == nil && i < len(c.Tenants) {
+				e.Tenant = c.Tenants[i].ID
+			}
+		}
+	}
+}
+
+// at records an error located at path in root.
+func (d *decoder) at(root *yaml.Node, path, format string, args ...any) {
+	d.errorf(locate(root, path), path, format, args...)
+}
+
+// validate applies defaults and checks everything but the tenants.
+func (c *Config) validate(d *decoder, root *yaml.Node) {
+	switch c.Version {
+	case Version:
+	case 0:
+		d.at(root, "version", "missing: add \"version: 1\"")
+	default:
+		d.at(root, "version", "unsupported version %d (this seccloud reads version %d)", c.Version, Version)
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = DefaultLogLevel
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		d.at(root, "log.level", "want debug, info, warn or error, found %q", c.Log.Level)
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = DefaultLogFormat
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		d.at(root, "log.format", "want text or json, found %q", c.Log.Format)
+	}
+
+	seen := map[string]string{}
+	for _, l := range []struct{ key, addr string }{
+		{"proxy", c.Listen.Proxy}, {"dns", c.Listen.DNS}, {"smtp", c.Listen.SMTP},
+		{"waf_http", c.Listen.WAFHTTP}, {"waf_https", c.Listen.WAFHTTPS}, {"console", c.Listen.Console},
+	} {
+		path := "listen." + l.key
+		if l.addr == "" {
+			if l.key == "console" {
+				d.at(root, path, "missing: the console address (host:port) is required")
+			}
+			continue
+		}
+		if err := checkHostPort(l.addr); err != nil {
+			d.at(root, path, "%v", err)
+			continue
+		}
+		if _, port, _ := net.SplitHostPort(l.addr); port == "0" {
+			continue // any free port: cannot clash
+		}
+		if other, dup := seen[l.addr]; dup {
+			d.at(root, path, "%s is already used by %s", l.addr, other)
+		}
+		seen[l.addr] = path
+	}
+
+	for _, list := range []struct {
+		key   string
+		files []string
+	}{{"intel.domains", c.Intel.Domains}, {"intel.addrs", c.Intel.Addrs}} {
+		for i, f := range list.files {
+			path := fmt.Sprintf("%s[%d]", list.key, i)
+			if f == "" {
+				d.at(root, path, "empty file name")
+			} else if st, err := os.Stat(c.Path(f)); err != nil {
+				d.at(root, path, "cannot read indicator file: %v", errors.Unwrap(err))
+			} else if st.IsDir() {
+				d.at(root, path, "%s is a directory, want an indicator file", c.Path(f))
+			}
+		}
+	}
+	for i, u := range c.DNS.Upstreams {
+		if err := checkHostPort(u); err != nil {
+			d.at(root, fmt.Sprintf("dns.upstreams[%d]", i), "%v", err)
+		}
+	}
+	if c.Notify.SMTP != "" {
+		if err := checkHostPort(c.Notify.SMTP); err != nil {
+			d.at(root, "notify.smtp", "%v", err)
+		}
+		if c.Notify.From == "" {
+			d.at(root, "notify", "notify.from is required when notify.smtp is set")
+		}
+	}
+	if c.Notify.From != "" {
+		if a, err := mail.ParseAddress(c.Notify.From); err != nil || a.Name != "" {
+			d.at(root, "notify.from", "want a plain mail address, found %q", c.Notify.From)
+		}
+	}
+	switch {
+	case c.History.Keep == 0:
+		c.History.Keep = DefaultHistoryKeep
+	case c.History.Keep < 2:
+		d.at(root, "history.keep", "at least 2 generations must be kept, found %d", c.History.Keep)
+	}
+	switch {
+	case c.Store.Retention == 0:
+		c.Store.Retention = Duration(DefaultStoreRetention)
+	case c.Store.Retention < Duration(24*60*60*1e9):
+		d.at(root, "store.retention", "want at least 1d (segments are daily)")
+	}
+}
+
+// checkHostPort checks a host:port address with a numeric port.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want host:port, found %q", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && port != "0") {
+		return fmt.Errorf("bad port in %q", addr)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("bad host in %q", addr)
+	}
+	return nil
+}
+
+// buildDirectory validates the tenants with tenant.NewSnapshot and maps its
+// errors back to positions. Problems at or under a path that already failed
+// to decode are not reported twice.
+func (c *Config) buildDirectory(d *decoder, root *yaml.Node, decodeErrs Errors) {
+	ts := make([]tenant.Tenant, len(c.Tenants))
+	for i := range c.Tenants {
+		ts[i] = c.Tenants[i].ToTenant()
+	}
+	dir, err := tenant.NewSnapshot(ts, tenant.Options{})
+	if err == nil {
+		c.dir = dir
+		return
+	}
+	var fes tenant.Errors
+	if !errors.As(err, &fes) {
+		d.errorf(locate(root, "tenants"), "tenants", "%v", err)
+		return
+	}
+	for _, fe := range fes {
+		path := configPath(fe.Path())
+		if coveredBy(path, decodeErrs) {
+			continue
+		}
+		msg := fe.Msg
+		if fe.Value != "" {
+			msg = fmt.Sprintf("%q: %s", fe.Value, fe.Msg)
+		}
+		if op := fe.OtherPath(); op != "" {
+			op = configPath(op)
+			o := locate(root, op)
+			msg += fmt.Sprintf("; conflicts with tenant %q %s at %s:%d:%d", fe.OtherTenant, op, d.file, o.Line, o.Column)
+		}
+		d.errs = append(d.errs, &Error{
+			File: d.file, Path: path, Tenant: fe.Tenant, Msg: msg,
+			Line: locate(root, path).Line, Column: locate(root, path).Column,
+		})
+	}
+}
+
+// configPath maps a tenant field path to the config key path.
+func configPath(p string) string {
+	if i := strings.Index(p, ".bandwidth"); i >= 0 {
+		return p[:i] + ".bandwidth_mbps"
+	}
+	return p
+}
+
+func coveredBy(path string, errs Errors) bool {
+	for _, e := range errs {
+		if e.Path == path || strings.HasPrefix(path, e.Path+".") || strings.HasPrefix(path, e.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
