@@ -1,0 +1,7 @@
+//go:build !linux
+
+package natsink_test
+
+import "os/exec"
+
+func killWithParent(*exec.Cmd) {}
