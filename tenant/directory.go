@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+
+	"github.com/jichitai/seccloud/internal/lpm"
 )
 
 // Directory answers "which tenant is this?" for the security functions.
@@ -40,7 +42,7 @@ type Options struct {
 type Snapshot struct {
 	tenants []*Tenant
 	byID    map[string]*Tenant
-	nets    lpmTable
+	nets    *lpm.Table
 	domains map[string]*Tenant
 	sites   map[string]siteRef
 }
@@ -80,7 +82,7 @@ func NewSnapshot(tenants []Tenant, opt Options) (*Snapshot, error) {
 	domainOwner := map[string]claim{}
 	siteOwner := map[string]claim{}
 	accountOwner := map[string]claim{}
-	var entries []lpmEntry
+	var entries []lpm.Entry
 
 	for i := range tenants {
 		t := cloneTenant(&tenants[i])
@@ -105,16 +107,11 @@ func NewSnapshot(tenants []Tenant, opt Options) (*Snapshot, error) {
 				bad(i, t, f, p.String(), fmt.Sprintf("host bits set; did you mean %s?", p.Masked()))
 				continue
 			}
-			bits := p.Bits()
-			if p.Addr().Is4() {
-				bits += 96
-			}
 			if p.Addr().Zone() != "" {
 				bad(i, t, f, p.String(), "zoned address")
 				continue
 			}
-			st := addrKey(p.Addr())
-			entries = append(entries, lpmEntry{start: st, end: lastOf(st, bits), bits: bits, owner: int32(i), field: int32(j)})
+			entries = append(entries, lpm.Entry{Prefix: p, Owner: int32(i), Tag: int32(j)})
 		}
 		if len(t.EgressAddr) == 0 && !t.Policy.EgressOptional {
 			bad(i, t, "egress_addr", "", "missing: every tenant needs a fixed egress address (or policy.egress_optional)")
@@ -226,15 +223,15 @@ func NewSnapshot(tenants []Tenant, opt Options) (*Snapshot, error) {
 			}
 		}
 	}
-	var conflicts []conflict
-	s.nets, conflicts = buildLPM(entries)
+	var conflicts []lpm.Conflict
+	s.nets, conflicts = lpm.Build(entries)
 	for _, c := range conflicts {
-		in, out := tenants[c.inner.owner], tenants[c.outer.owner]
+		in, out := tenants[c.Inner.Owner], tenants[c.Outer.Owner]
 		errs = append(errs, &FieldError{
-			Index: int(c.inner.owner), Tenant: in.ID,
-			Field: fmt.Sprintf("networks[%d]", c.inner.field), Value: in.Networks[c.inner.field].String(),
-			Msg:         fmt.Sprintf("overlaps %s", out.Networks[c.outer.field]),
-			OtherTenant: out.ID, OtherIndex: int(c.outer.owner), OtherField: fmt.Sprintf("networks[%d]", c.outer.field),
+			Index: int(c.Inner.Owner), Tenant: in.ID,
+			Field: fmt.Sprintf("networks[%d]", c.Inner.Tag), Value: in.Networks[c.Inner.Tag].String(),
+			Msg:         fmt.Sprintf("overlaps %s", out.Networks[c.Outer.Tag]),
+			OtherTenant: out.ID, OtherIndex: int(c.Outer.Owner), OtherField: fmt.Sprintf("networks[%d]", c.Outer.Tag),
 		})
 	}
 	if len(errs) > 0 {
@@ -255,18 +252,7 @@ func (s *Snapshot) ByID(id string) (*Tenant, bool) {
 
 // ByAddr implements Directory.
 func (s *Snapshot) ByAddr(a netip.Addr) (*Tenant, bool) {
-	if !a.IsValid() {
-		return nil, false
-	}
-	a = a.Unmap()
-	var i int32
-	if a.Is4() {
-		b := a.As4()
-		i = s.nets.lookup4(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
-	} else {
-		i = s.nets.lookup(addrKey(a))
-	}
-	if i >= 0 {
+	if i := s.nets.Lookup(a); i >= 0 {
 		return s.tenants[i], true
 	}
 	return nil, false
