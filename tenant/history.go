@@ -83,8 +83,12 @@ func OpenHistory(cfg HistoryConfig) (*History, error) {
 	return &History{dir: cfg.Dir, keep: keep, now: now}, nil
 }
 
-func (h *History) dataPath(n int) string { return filepath.Join(h.dir, fmt.Sprintf("gen-%06d.yaml", n)) }
-func (h *History) metaPath(n int) string { return filepath.Join(h.dir, fmt.Sprintf("gen-%06d.json", n)) }
+func (h *History) dataPath(n int) string {
+	return filepath.Join(h.dir, fmt.Sprintf("gen-%06d.yaml", n))
+}
+func (h *History) metaPath(n int) string {
+	return filepath.Join(h.dir, fmt.Sprintf("gen-%06d.json", n))
+}
 
 // Commit stores data as a new generation, unless it is byte-identical to the
 // latest one, in which case it returns the latest with created false.

@@ -22,7 +22,7 @@ type starter func(ctx context.Context, a *App, cfg *config.Config) (service, err
 // reported as "not built" and never started, and it does not hold
 // readiness back. Each function's issue plugs its server in here.
 var starters = map[string]starter{
-	"proxy": nil, // package proxy: not built yet
+	"proxy": startProxy,
 	"dns":   nil, // package dnsres: not built yet
 	"mail":  nil, // package mailrelay: not built yet
 	"waf":   nil, // package waf: not built yet

@@ -1,0 +1,76 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/proxy"
+	"github.com/jichitai/seccloud/tenant"
+)
+
+// A proxy for one tenant owning 127.0.1.0/24, with a block list; a terminal
+// of the tenant fetches an allowed and a blocked URL.
+func Example() {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer origin.Close()
+
+	var mu sync.Mutex
+	var events []detect.Event
+	dir, _ := tenant.NewSnapshot([]tenant.Tenant{{ID: "aoba", Name: "あおば市",
+		Networks:   []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")},
+		EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.1.254")}}}, tenant.Options{})
+	lists, _ := proxy.NewLists(proxy.ListConfig{Global: proxy.Rules{Block: []string{"http://" + origin.Listener.Addr().String() + "/ads"}}})
+	srv, err := proxy.New(proxy.Config{
+		Directory: dir,
+		Decider:   lists,
+		Sink: detect.SinkFunc(func(e detect.Event) {
+			mu.Lock()
+			events = append(events, e)
+			mu.Unlock()
+		}),
+		// The origin is on loopback, which is denied by default.
+		AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	})
+	if err != nil {
+		panic(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+
+	// A terminal of tenant aoba: source address 127.0.1.5.
+	pu, _ := url.Parse("http://" + ln.Addr().String())
+	src := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.1.5")}}
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), DialContext: src.DialContext}}
+	for _, path := range []string{"/", "/ads/banner"} {
+		resp, err := c.Get(origin.URL + path)
+		if err != nil {
+			panic(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			fmt.Println(path, resp.StatusCode, string(b))
+		} else {
+			fmt.Println(path, resp.StatusCode)
+		}
+	}
+	// Shutdown waits for the connections, so every event was emitted.
+	_ = srv.Shutdown(context.Background())
+	for _, e := range events {
+		fmt.Println(strings.TrimSpace(fmt.Sprint("event: ", e.Tenant, " ", e.HTTP.Method, " ", e.URL[len(origin.URL):], " ", e.HTTP.Status, " ", e.Verdict.Action, " ", e.Verdict.Rule)))
+	}
+	// Output:
+	// / 200 hello
+	// /ads/banner 403
+	// event: aoba GET / 200 none
+	// event: aoba GET /ads/banner 403 block proxy-block-list
+}
