@@ -1,6 +1,44 @@
-// Package dnsres will hold the caching recursive DNS resolver of the security
-// cloud (外部DNSサーバ): full recursion or forwarding, positive and negative
-// caching with serve-stale, a query log, C&C blocking and sinkholing, DGA
-// and tunnelling detection, and zones owned by tenants. Not built yet: see
-// the dnsres issue. Until then the appliance does not start a resolver.
+// Package dnsres is the caching DNS resolver of the security cloud
+// (外部DNSサーバ): the municipalities' terminals ask it, it answers from
+// its cache, from the tenants' own zones, or by forwarding to upstreams or
+// iterating from root hints, blocks threat-intelligence domains, and logs
+// every query as an ECS event.
+//
+// The pieces compose like CoreDNS plugins: a [Server] (UDP and TCP, EDNS0
+// 1232, compression, TC=1 and TCP fallback, REFUSED for clients in no
+// tenant) runs a [Handler] chain built with [Chain] from [Middleware]
+// steps — [Policy] (sinkhole / NXDOMAIN / report-only), [Zones]
+// (authoritative tenant zones) and your own — ending in a [Cache], which
+// sends misses to a [Resolver]: a [Forwarder] or a [Recursor].
+//
+//	fw, _ := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{"192.0.2.53:53"}})
+//	cache, _ := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw})
+//	intel, _ := dnsres.LoadDomainList("/etc/seccloud/intel/cc-domains.txt")
+//	policy, _ := dnsres.NewPolicy(dnsres.PolicyConfig{Domains: intel, SinkholeA: warningPage})
+//	zones := dnsres.NewZones()
+//	_ = zones.Load(map[string]string{"city.example.jp": "/etc/seccloud/zones/city.example.jp.zone"})
+//	srv, _ := dnsres.NewServer(dnsres.ServerConfig{
+//		Addr: ":53", Directory: tenants, Sink: events,
+//		Handler: dnsres.Chain(cache, policy.Middleware, zones.Middleware),
+//	})
+//	_ = srv.Start()
+//	defer srv.Shutdown(ctx)
+//
+// The query log: the server emits exactly one detect.Event per query to
+// ServerConfig.Sink (module "dns", dataset "dns.query", action
+// "dns_query"): time, tenant, client, question, response code, answers
+// and resolved addresses, duration, the label dns_cache (hit, miss,
+// coalesced, stale) or dns_source (zone, policy), and the verdict. When a
+// policy decided, the event is an alert (kind "alert", category
+// "intrusion_detection") naming the terminal, with its severity. Emit
+// must not block: put a detect.Async in front of a slow destination.
+//
+// Handlers run on the server's read loop and must not wait on the
+// network; Cache detaches the request (Request.Detach,
+// ResponseWriter.Detach) and answers from the resolution's goroutine. A
+// cache hit is answered from the cached wire bytes with no dns.Msg and no
+// allocation.
+//
+// Package dnsrestest has a loopback authoritative server and a recording
+// Sink for tests.
 package dnsres

@@ -37,6 +37,8 @@ const (
 	DefaultStoreRetention = 5 * Year
 	DefaultLogLevel       = "info"
 	DefaultLogFormat      = "text"
+	// DefaultEscalationDelay is notify.DefaultEscalateAfter.
+	DefaultEscalationDelay = 4 * time.Minute
 )
 
 // Config is a parsed, validated configuration. Build it with Parse or Load;
@@ -60,6 +62,8 @@ type Config struct {
 	Intel Intel `yaml:"intel"`
 	// DNS configures the resolver.
 	DNS DNS `yaml:"dns"`
+	// Detect configures rules and incidents.
+	Detect Detect `yaml:"detect"`
 	// Notify configures urgent notifications.
 	Notify Notify `yaml:"notify"`
 	// History configures the config generations kept on disk.
@@ -182,6 +186,23 @@ type Intel struct {
 	Domains []string `yaml:"domains"`
 	// Addrs are files of malicious addresses or prefixes.
 	Addrs []string `yaml:"addrs"`
+	// URLs are files of malicious URLs (exact, or a path prefix ending in
+	// '/').
+	URLs []string `yaml:"urls"`
+	// Hashes are files of malicious file hashes (SHA-256, SHA-1, MD5).
+	Hashes []string `yaml:"hashes"`
+	// STIX are STIX 2.1 bundle files; their indicator types become labels
+	// (e.g. "c2", which the default C&C rules look for).
+	STIX []string `yaml:"stix"`
+}
+
+// Detect configures the detection pipeline: rules and incidents.
+type Detect struct {
+	// RulesDir is a directory of rule files (*.yml, *.yaml); empty means
+	// the default rules embedded in seccloud (detect/rules).
+	RulesDir string `yaml:"rules_dir"`
+	// IncidentDir holds the incident journal. Default DataDir/incidents.
+	IncidentDir string `yaml:"incident_dir"`
 }
 
 // DNS configures the resolver.
@@ -197,6 +218,20 @@ type Notify struct {
 	SMTP string `yaml:"smtp"`
 	// From is the envelope and header sender of notification mail.
 	From string `yaml:"from"`
+	// RequireTLS refuses to send mail when the smarthost does not offer
+	// STARTTLS. Default false.
+	RequireTLS bool `yaml:"require_tls"`
+	// AckURL is the public http(s) URL of the console's acknowledgement
+	// path; links in notifications point there, and the console serves
+	// the path of this URL. Empty means http://<listen.console>/ack.
+	AckURL string `yaml:"ack_url"`
+	// KeyFile holds the HMAC key (at least 32 bytes) signing
+	// acknowledgement links. Empty means DataDir/notify.key, created with
+	// 32 random bytes (mode 0600) on first start.
+	KeyFile string `yaml:"key_file"`
+	// EscalationDelay is the wait before the next contact of a tenant is
+	// notified. Default 4m (notify.DefaultEscalateAfter).
+	EscalationDelay Duration `yaml:"escalation_delay"`
 }
 
 // History configures the config generations.
@@ -233,6 +268,24 @@ func (c *Config) HistoryDir() string { return filepath.Join(c.Path(c.DataDir), "
 
 // StoreDir is where the event store lives: DataDir/events.
 func (c *Config) StoreDir() string { return filepath.Join(c.Path(c.DataDir), "events") }
+
+// IncidentDir is where the incident journal lives: Detect.IncidentDir,
+// default DataDir/incidents.
+func (c *Config) IncidentDir() string {
+	if c.Detect.IncidentDir != "" {
+		return c.Path(c.Detect.IncidentDir)
+	}
+	return filepath.Join(c.Path(c.DataDir), "incidents")
+}
+
+// NotifyKeyFile is the HMAC key file of acknowledgement links:
+// Notify.KeyFile, default DataDir/notify.key.
+func (c *Config) NotifyKeyFile() string {
+	if c.Notify.KeyFile != "" {
+		return c.Path(c.Notify.KeyFile)
+	}
+	return filepath.Join(c.Path(c.DataDir), "notify.key")
+}
 
 // RunFile is where a running appliance records its pid and console
 // address: DataDir/seccloud.run.

@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // TestGoldenErrors checks the complete error output of each bad config
 // against testdata/NAME.golden (go test -update rewrites them).
 func TestGoldenErrors(t *testing.T) {
-	for _, name := range []string{"overlap.yaml", "many.yaml", "unknown.yaml", "syntax.yaml", "twodocs.yaml", "empty.yaml"} {
+	for _, name := range []string{"overlap.yaml", "many.yaml", "unknown.yaml", "syntax.yaml", "twodocs.yaml", "empty.yaml", "detect_notify.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join("testdata", name)
 			_, err := Load(file)

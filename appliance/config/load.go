@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -178,7 +179,8 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	for _, list := range []struct {
 		key   string
 		files []string
-	}{{"intel.domains", c.Intel.Domains}, {"intel.addrs", c.Intel.Addrs}} {
+	}{{"intel.domains", c.Intel.Domains}, {"intel.addrs", c.Intel.Addrs}, {"intel.urls", c.Intel.URLs},
+		{"intel.hashes", c.Intel.Hashes}, {"intel.stix", c.Intel.STIX}} {
 		for i, f := range list.files {
 			path := fmt.Sprintf("%s[%d]", list.key, i)
 			if f == "" {
@@ -202,6 +204,34 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		if c.Notify.From == "" {
 			d.at(root, "notify", "notify.from is required when notify.smtp is set")
 		}
+	}
+	if c.Detect.RulesDir != "" {
+		if st, err := os.Stat(c.Path(c.Detect.RulesDir)); err != nil {
+			d.at(root, "detect.rules_dir", "cannot read rules directory: %v", errors.Unwrap(err))
+		} else if !st.IsDir() {
+			d.at(root, "detect.rules_dir", "%s is not a directory", c.Path(c.Detect.RulesDir))
+		}
+	}
+	if c.Notify.AckURL != "" {
+		if u, err := url.Parse(c.Notify.AckURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" {
+			d.at(root, "notify.ack_url", "want an http(s) URL without query, found %q", c.Notify.AckURL)
+		}
+	}
+	if c.Notify.KeyFile != "" {
+		if st, err := os.Stat(c.Path(c.Notify.KeyFile)); err != nil {
+			d.at(root, "notify.key_file", "cannot read key file: %v", errors.Unwrap(err))
+		} else if st.IsDir() {
+			d.at(root, "notify.key_file", "%s is a directory, want a key file", c.Path(c.Notify.KeyFile))
+		} else if st.Size() < 32 {
+			d.at(root, "notify.key_file", "key too short: %d bytes, want at least 32", st.Size())
+		}
+	}
+	switch {
+	case c.Notify.EscalationDelay == 0:
+		c.Notify.EscalationDelay = Duration(DefaultEscalationDelay)
+	case c.Notify.EscalationDelay < 0:
+		d.at(root, "notify.escalation_delay", "must not be negative")
 	}
 	if c.Notify.From != "" {
 		if a, err := mail.ParseAddress(c.Notify.From); err != nil || a.Name != "" {

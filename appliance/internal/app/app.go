@@ -100,6 +100,12 @@ func New(opts Options) (*App, error) {
 		a.events.close(context.Background())
 		return nil, fmt.Errorf("listen.console: %w", err)
 	}
+	det, err := openDetection(cfg, a.live, a.log, a.ln.Addr().String())
+	if err != nil {
+		a.ln.Close()
+		return nil, errors.Join(err, a.events.close(context.Background()))
+	}
+	a.events.attach(det)
 	a.console = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.log.Info("config loaded", "config", cfg.File(), "tenants", len(cfg.Tenants),
@@ -129,12 +135,14 @@ func (a *App) Logger() *slog.Logger { return a.log }
 
 // Run serves until ctx is done, then shuts down gracefully within
 // shutdownTimeout: the console and function listeners stop accepting and
-// drain, the event pipeline flushes, the store closes.
+// drain, the event queues flush into the store and the rules, the notifier
+// stops, the incident journal and the store close.
 func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	cfg := a.cfg.Load()
 	if err := writeRunFile(cfg.RunFile(), runFile{Pid: os.Getpid(), Console: a.ConsoleAddr(), Config: a.opts.ConfigPath}); err != nil {
 		a.log.Warn("cannot write run file; `config rollback` will not find this instance", "err", err)
 	}
+	a.events.det.start()
 	for _, f := range a.funcs {
 		f.start(ctx, a)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jichitai/seccloud/detect/incident"
 )
 
 // handler serves the console listener:
@@ -16,6 +18,9 @@ import (
 //	GET  /readyz     readiness: 200 when every enabled component is up, else 503
 //	GET  /metrics    Prometheus metrics
 //	POST /-/reload   re-read the config file (loopback clients only)
+//	GET  /api/incidents        incidents as JSON, in the order they opened (loopback clients only);
+//	                           ?active=1 leaves out resolved and false positives
+//	GET|POST <notify.ack_url path>  acknowledgement links of notifications (default /ack)
 func (a *App) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -24,6 +29,8 @@ func (a *App) handler() http.Handler {
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	mux.HandleFunc("POST /-/reload", a.reloadAPI)
+	mux.HandleFunc("GET /api/incidents", a.incidentsAPI)
+	mux.Handle(a.events.det.ackPath, a.events.det.notifier.Handler())
 	return mux
 }
 
@@ -46,6 +53,8 @@ func (a *App) readiness() (lines []string, ready bool) {
 	}
 	st, ok := a.events.ready()
 	add("events", st, ok)
+	st, ok = a.events.det.ready()
+	add("incidents", st, ok)
 	for _, f := range a.funcs {
 		st, ok := f.status()
 		add("function/"+f.name, st, ok)
@@ -67,8 +76,7 @@ func (a *App) readyz(w http.ResponseWriter, r *http.Request) {
 // config stays), 409 when running the embedded demo, 403 for a client that
 // is not on a loopback address.
 func (a *App) reloadAPI(w http.ResponseWriter, r *http.Request) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+	if !fromLoopback(r) {
 		http.Error(w, "reload is allowed from loopback addresses only", http.StatusForbidden)
 		return
 	}
@@ -85,4 +93,26 @@ func (a *App) reloadAPI(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(res)
+}
+
+func fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// incidentsAPI is GET /api/incidents: the incidents (detect/incident's
+// JSON form, timeline included) as a JSON array in the order they
+// opened; 403 for a
+// client that is not on a loopback address.
+func (a *App) incidentsAPI(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		http.Error(w, "the incident API is allowed from loopback addresses only", http.StatusForbidden)
+		return
+	}
+	list := a.events.det.incidents.List(incident.Filter{Active: r.URL.Query().Get("active") == "1"})
+	if list == nil {
+		list = []incident.Incident{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(list)
 }

@@ -23,7 +23,7 @@ type starter func(ctx context.Context, a *App, cfg *config.Config) (service, err
 // readiness back. Each function's issue plugs its server in here.
 var starters = map[string]starter{
 	"proxy": startProxy,
-	"dns":   nil, // package dnsres: not built yet
+	"dns":   startDNS,
 	"mail":  nil, // package mailrelay: not built yet
 	"waf":   nil, // package waf: not built yet
 }

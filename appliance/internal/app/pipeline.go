@@ -14,11 +14,15 @@ import (
 	"github.com/jichitai/seccloud/detect/store"
 )
 
-// pipeline is the event path: every function's Sink is an asynchronous
-// queue (detect.Async) in front of the embedded store (detect/store).
+// pipeline is the event path: every function's Sink fans out to an
+// asynchronous queue (detect.Async) in front of the embedded store
+// (detect/store) and, once attached, to the detection side (rules →
+// incidents → notifications) behind its own queue.
 type pipeline struct {
 	async    *detect.Async
 	store    *store.Store
+	det      *detection
+	out      detect.Sink
 	lastErrs atomic.Uint64 // WriteErrors at the previous readiness check
 }
 
@@ -35,7 +39,7 @@ func openPipeline(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	p := &pipeline{async: as, store: st}
+	p := &pipeline{async: as, store: st, out: as}
 	stat := func(name, help string, get func(detect.AsyncStats) uint64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "seccloud_events_" + name + "_total", Help: help},
 			func() float64 { return float64(get(as.Stats())) }))
@@ -49,16 +53,27 @@ func openPipeline(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 	return p, nil
 }
 
+// attach adds the detection side; call it before any function starts.
+func (p *pipeline) attach(d *detection) {
+	p.det = d
+	p.out = detect.Fanout(p.async, d.async)
+}
+
 // Sink is the sink the security functions emit to.
-func (p *pipeline) sink() detect.Sink { return p.async }
+func (p *pipeline) sink() detect.Sink { return p.out }
 
-func (p *pipeline) emit(e detect.Event) { p.async.Emit(e) }
+func (p *pipeline) emit(e detect.Event) { p.out.Emit(e) }
 
-// flush waits up to d for the events emitted so far to be durable.
+// flush waits up to d for the events emitted so far to be durable and to
+// have passed the rules.
 func (p *pipeline) flush(ctx context.Context, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	return p.async.Flush(ctx)
+	err := p.async.Flush(ctx)
+	if p.det != nil {
+		err = errors.Join(err, p.det.async.Flush(ctx))
+	}
+	return err
 }
 
 // ready reports whether events are being stored.
@@ -70,7 +85,13 @@ func (p *pipeline) ready() (string, bool) {
 	return "up", true
 }
 
-// close flushes the queue into the store and closes the store.
+// close flushes the queue into the store, closes the detection side
+// (rule queue, notifier, incident journal) and closes the store. The
+// functions must have stopped emitting.
 func (p *pipeline) close(ctx context.Context) error {
-	return errors.Join(p.async.Close(ctx), p.store.Close())
+	err := p.async.Close(ctx)
+	if p.det != nil {
+		err = errors.Join(err, p.det.close(ctx))
+	}
+	return errors.Join(err, p.store.Close())
 }

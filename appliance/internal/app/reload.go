@@ -53,6 +53,12 @@ func (a *App) Reload(source string) (ReloadResult, error) {
 				res.Errors = append(res.Errors, e.Error())
 				a.log.Error("config refused", "source", source, "error", e.Error())
 			}
+		} else if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			// intel and rule files: one entry per file:line problem
+			for _, e := range multi.Unwrap() {
+				res.Errors = append(res.Errors, e.Error())
+			}
+			a.log.Error("config reload failed", "source", source, "err", err)
 		} else {
 			res.Errors = []string{err.Error()}
 			a.log.Error("config reload failed", "source", source, "err", err)
@@ -70,6 +76,10 @@ func (a *App) Reload(source string) (ReloadResult, error) {
 	if err != nil {
 		return fail(err)
 	}
+	iset, rset, err := loadDetect(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	gen, created, err := a.hist.Commit(cfg.Raw(), "reload ("+source+")")
 	if err != nil {
 		return fail(fmt.Errorf("config history: %w", err))
@@ -77,6 +87,7 @@ func (a *App) Reload(source string) (ReloadResult, error) {
 	a.live.Store(cfg.Directory())
 	a.cfg.Store(cfg)
 	a.level.Set(parseLevel(cfg.Log.Level))
+	a.events.det.apply(iset, rset)
 	for _, f := range a.funcs {
 		f.reload(cfg)
 	}
@@ -114,6 +125,8 @@ func restartNotes(old, cfg *config.Config) []string {
 	note(old.Log.Format != cfg.Log.Format, "log.format")
 	note(old.History != cfg.History, "history")
 	note(old.Store != cfg.Store, "store")
+	note(old.IncidentDir() != cfg.IncidentDir(), "detect.incident_dir")
+	note(old.Notify != cfg.Notify, "notify")
 	for _, name := range config.FunctionNames {
 		note(old.Functions.Enabled(name) != cfg.Functions.Enabled(name), "functions."+name)
 	}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Side-by-side DNS benchmark of shared/BENCH.md: dnsres vs Unbound 1.17,
+# both forwarding bench.test. to an NSD fixture on 127.0.0.1:15353, loaded
+# by dnsperf on loopback. Prints the medians of RUNS runs and the ratios.
+#
+#   bash bench/dns/run.sh               # everything (about 6 minutes)
+#   RUNS=1 SECS=5 bash bench/dns/run.sh # a quick look
+#   SINK=count bash bench/dns/run.sh    # our query log into a counting sink
+#
+# Loopback only. Needs root for apt-get (skipped when the tools are there).
+set -euo pipefail
+
+RUNS=${RUNS:-3}
+SECS=${SECS:-20}
+SINK=${SINK:-store}
+NSD_PORT=15353
+UNBOUND_PORT=15354
+OURS_PORT=15355
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+W=$(mktemp -d /tmp/dnsbench.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+need=()
+command -v nsd >/dev/null || need+=(nsd)
+command -v unbound >/dev/null || need+=(unbound)
+command -v dnsperf >/dev/null || need+=(dnsperf)
+if ((${#need[@]})); then
+	echo "installing ${need[*]}" >&2
+	apt-get update -qq
+	# Do not let the packages start system services (port 53).
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	rm -f /usr/sbin/policy-rc.d
+fi
+
+# --- the fixture: NSD serving bench.test. ---------------------------------
+{
+	echo '$ORIGIN bench.test.'
+	echo '$TTL 86400'
+	echo '@ IN SOA ns1 hostmaster 1 3600 600 864000 86400'
+	echo '@ IN NS ns1'
+	echo 'ns1 IN A 127.0.0.1'
+	echo '*.miss 86400 IN A 198.19.255.1'
+	awk 'BEGIN { for (i = 0; i < 10000; i++) printf "h%05d 86400 IN A 198.18.%d.%d\n", i, int(i / 250), i % 250 + 1 }'
+} >"$W/bench.test.zone"
+cat >"$W/nsd.conf" <<CONF
+server:
+  ip-address: 127.0.0.1
+  port: $NSD_PORT
+  username: ""
+  chroot: ""
+  zonesdir: "$W"
+  database: ""
+  zonelistfile: "$W/zone.list"
+  xfrdfile: "$W/xfrd.state"
+  xfrdir: "$W"
+  pidfile: "$W/nsd.pid"
+  logfile: "$W/nsd.log"
+  verbosity: 0
+  rrl-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: bench.test
+  zonefile: "$W/bench.test.zone"
+CONF
+nsd -d -c "$W/nsd.conf" &
+PIDS+=($!)
+
+cat >"$W/unbound.conf" <<CONF
+server:
+  interface: 127.0.0.1
+  port: $UNBOUND_PORT
+  num-threads: 2
+  so-reuseport: yes
+  module-config: "iterator"
+  msg-cache-size: 64m
+  rrset-cache-size: 128m
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$W"
+  pidfile: "$W/unbound.pid"
+  use-syslog: no
+  logfile: ""
+  verbosity: 0
+  log-queries: no
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  local-zone: "test." nodefault
+  domain-insecure: "bench.test."
+remote-control:
+  control-enable: no
+forward-zone:
+  name: "bench.test."
+  forward-addr: 127.0.0.1@$NSD_PORT
+CONF
+
+(cd "$ROOT" && go build -o "$W/dnsresd" ./bench/dns/dnsresd)
+
+# --- query files -----------------------------------------------------------
+awk 'BEGIN { for (i = 0; i < 10000; i++) printf "h%05d.bench.test A\n", i }' >"$W/cached.txt"
+awk -v seed="$RANDOM$RANDOM" 'BEGIN { srand(seed); for (i = 0; i < 3000000; i++) printf "r%d-%d.miss.bench.test A\n", int(rand() * 1e9), i }' >"$W/miss.txt"
+
+wait_port() { # port
+	for _ in $(seq 100); do
+		if dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 ns1.bench.test A >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	echo "server on port $1 did not answer" >&2
+	return 1
+}
+wait_port $NSD_PORT
+
+declare -A PID
+start() { # unbound|ours
+	case $1 in
+	unbound) unbound -d -c "$W/unbound.conf" >"$W/unbound.log" 2>&1 & ;;
+	ours) "$W/dnsresd" -listen 127.0.0.1:$OURS_PORT -upstream 127.0.0.1:$NSD_PORT -sink "$SINK" -store-dir "$W/events" >>"$W/ours.log" 2>&1 & ;;
+	esac
+	PID[$1]=$!
+	PIDS+=("${PID[$1]}")
+	wait_port "$(port "$1")"
+}
+stop() { # unbound|ours
+	kill "${PID[$1]}" 2>/dev/null || true
+	wait "${PID[$1]}" 2>/dev/null || true
+	rm -rf "$W/events"
+}
+port() { if [ "$1" = unbound ]; then echo $UNBOUND_PORT; else echo $OURS_PORT; fi; }
+
+perf() { # port file extra-args... → prints "qps lost avg_ms"
+	local p=$1 f=$2
+	shift 2
+	dnsperf -s 127.0.0.1 -p "$p" -d "$f" -c 32 -q 100 -t 2 "$@" >"$W/perf.out" 2>&1 || true
+	awk '/Queries per second:/ { q = $4 } /Queries lost:/ { l = $3 } /Average Latency/ { a = $4 * 1000 } END { printf "%.0f %s %.3f\n", q, l, a }' "$W/perf.out"
+}
+
+p99() { # port file → p99 latency in ms from a 5 s verbose run
+	dnsperf -s 127.0.0.1 -p "$1" -d "$2" -c 32 -q 100 -t 2 -l 5 -v 2>/dev/null |
+		awk '$1 == ">" { print $NF * 1000 }' | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f\n", v[int(NR * 0.99)]; else print "n/a" }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A RES
+# cached: both servers up and warmed by one pass; runs alternate between
+# them so that both see the same load from the rest of the machine.
+for srv in unbound ours; do
+	start $srv
+	perf "$(port $srv)" "$W/cached.txt" -n 1 >/dev/null
+done
+for r in $(seq "$RUNS"); do
+	for srv in unbound ours; do
+		out=$(perf "$(port $srv)" "$W/cached.txt" -l "$SECS")
+		echo "$srv cached run $r: qps lost avg_ms = $out"
+		RES[$srv-cached]+="${out%% *}"$'\n'
+	done
+done
+for srv in unbound ours; do
+	RES[$srv-cached-p99]=$(p99 "$(port $srv)" "$W/cached.txt")
+	echo "$srv cached p99 (5 s verbose run): ${RES[$srv-cached-p99]} ms"
+	stop $srv
+done
+# miss: a fresh server per run; unique names, each sent once.
+for r in $(seq "$RUNS"); do
+	for srv in unbound ours; do
+		start $srv
+		out=$(perf "$(port $srv)" "$W/miss.txt" -n 1 -l "$SECS")
+		echo "$srv miss run $r: qps lost avg_ms = $out"
+		RES[$srv-miss]+="${out%% *}"$'\n'
+		stop $srv
+	done
+done
+
+echo
+echo "== medians of $RUNS runs, ${SECS}s each (dnsperf -c 32 -q 100 -t 2; our query log: $SINK) =="
+for w in cached miss; do
+	u=$(printf '%s' "${RES[unbound-$w]}" | median)
+	o=$(printf '%s' "${RES[ours-$w]}" | median)
+	ratio=$(awk -v o="$o" -v u="$u" 'BEGIN { printf "%.2f", o / u }')
+	line="$w: unbound $u qps, dnsres $o qps, ratio $ratio"
+	if [ $w = cached ]; then line+=" (p99 unbound ${RES[unbound-cached-p99]} ms, dnsres ${RES[ours-cached-p99]} ms)"; fi
+	echo "$line"
+done
+grep -h "dnsresd:" "$W/ours.log" | tail -2 || true

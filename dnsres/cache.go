@@ -1,0 +1,600 @@
+package dnsres
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/jichitai/seccloud/dnsres/internal/wire"
+	"github.com/jichitai/seccloud/tenant"
+)
+
+// Question is what a Resolver is asked.
+type Question struct {
+	// Name is the lower-cased, fully qualified name ("www.example.jp.").
+	Name string
+	// Type and Class of the question.
+	Type, Class uint16
+	// DO and CD are the client's DNSSEC OK and checking-disabled bits.
+	DO, CD bool
+	// Tenant is the tenant of the client whose query started the
+	// resolution (several clients may share its answer).
+	Tenant *tenant.Tenant
+}
+
+// Resolver finds the answer to a question, from upstream forwarders
+// ([Forwarder]) or by iterating from the root ([Recursor]). The response's
+// Rcode, Answer, Ns and Extra sections are used; header bits and the
+// question are the caller's. Resolve is called from its own goroutine and
+// may block until ctx is done. Implementations must be safe for concurrent
+// use.
+type Resolver interface {
+	Resolve(ctx context.Context, q Question) (*dns.Msg, error)
+}
+
+// ResolverFunc adapts a function to a Resolver.
+type ResolverFunc func(ctx context.Context, q Question) (*dns.Msg, error)
+
+// Resolve calls f(ctx, q).
+func (f ResolverFunc) Resolve(ctx context.Context, q Question) (*dns.Msg, error) { return f(ctx, q) }
+
+// Defaults of CacheConfig.
+const (
+	DefaultCacheBytes     = 64 << 20
+	DefaultMaxTTL         = 24 * time.Hour
+	DefaultNegativeMaxTTL = time.Hour
+	DefaultStaleTTL       = 24 * time.Hour
+	DefaultStaleAnswerTTL = 30 * time.Second
+	DefaultResolveTimeout = 5 * time.Second
+	cacheShards           = 64
+	entryOverhead         = 240 // entry struct, map slot, key string header, slices' headers
+	minPrefetchTTL        = 10 * time.Second
+	prefetchFraction      = 10 // prefetch in the last 1/10 of the TTL
+	defaultCacheUDPSize   = DefaultUDPSize
+	maxStoredMessage      = 65535
+	staleRecheck          = 30 * time.Second // RFC 8767 failure recheck timer
+	workerIdle            = 5 * time.Second
+)
+
+// CacheConfig configures a Cache. Resolver is required; every other zero
+// value selects the documented default.
+type CacheConfig struct {
+	// Resolver answers cache misses. Required.
+	Resolver Resolver
+	// MaxBytes bounds the memory the entries hold (wire bytes plus a fixed
+	// overhead per entry, see the README); zero means DefaultCacheBytes
+	// (64 MiB). When it is reached, entries are evicted at random, expired
+	// ones first within the sample.
+	MaxBytes int64
+	// MinTTL and MaxTTL clamp the TTL of positive answers; zero MaxTTL
+	// means DefaultMaxTTL (1 day). MinTTL zero means no floor.
+	MinTTL, MaxTTL time.Duration
+	// NegativeMaxTTL caps the TTL of NXDOMAIN and NODATA answers, which is
+	// otherwise min(SOA TTL, SOA MINIMUM) per RFC 2308; zero means
+	// DefaultNegativeMaxTTL (1 hour). Negative answers without an SOA are
+	// not cached.
+	NegativeMaxTTL time.Duration
+	// StaleTTL is how long past expiry an entry is kept to answer when the
+	// resolver fails (serve-stale, RFC 8767); zero means DefaultStaleTTL
+	// (1 day), negative disables serve-stale.
+	StaleTTL time.Duration
+	// StaleAnswerTTL is the TTL of stale answers; zero means
+	// DefaultStaleAnswerTTL (30 s, RFC 8767).
+	StaleAnswerTTL time.Duration
+	// ResolveTimeout bounds one resolution; zero means
+	// DefaultResolveTimeout (5 s).
+	ResolveTimeout time.Duration
+	// NoPrefetch turns off the refresh of entries used in the last tenth
+	// of their TTL (for TTLs of at least 10 s).
+	NoPrefetch bool
+	// Now is the clock for expiry; nil means time.Now. Queries carry their
+	// own receive time (Request.Start), which the cache uses for them.
+	Now func() time.Time
+}
+
+// CacheStats are counters of a Cache.
+type CacheStats struct {
+	Hits, Misses, Stale, Coalesced, Prefetches, Evictions uint64
+	// ResolveErrors counts resolutions that failed (error or SERVFAIL).
+	ResolveErrors uint64
+	// Entries and Bytes are the current size.
+	Entries, Bytes int64
+}
+
+// Cache is the terminal handler of a resolver chain: it answers from a
+// sharded in-memory cache of packed responses, and sends misses to its
+// Resolver — one resolution per question however many clients ask at once
+// (request coalescing), answering every waiting client when it ends.
+//
+// A hit does not unpack anything: the cached response's wire bytes are
+// copied, the ID, flags, question case and TTLs patched, the OPT record
+// appended when the query had one. Positive answers are cached for their
+// smallest TTL, negative ones (NXDOMAIN, NODATA) per RFC 2308; expired
+// entries are kept StaleTTL longer to answer with when the resolver
+// fails (RFC 8767). Popular entries are refreshed shortly before they
+// expire.
+//
+// Create it with NewCache; it is safe for concurrent use. Close stops the
+// resolutions in flight.
+type Cache struct {
+	cfg    CacheConfig
+	now    func() time.Time
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+	budget int64 // bytes per shard
+
+	fmu     sync.Mutex
+	flights map[string]*flight
+	work    chan resolveJob // idle workers wait here
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	hits, misses, stale, coalesced, prefetches, evictions, resolveErrors atomic.Uint64
+}
+
+type cacheShard struct {
+	mu    sync.RWMutex
+	m     map[string]*entry
+	bytes int64
+	_     [32]byte // keep shards' locks on separate cache lines
+}
+
+// entry is one cached response. It is immutable once published, except
+// prefetching.
+type entry struct {
+	wire     []byte   // packed response: ID 0, lower-case question, no OPT
+	ttlOffs  []uint16 // offsets of the TTL fields
+	ttls     []uint32 // TTLs as stored
+	stored   int64    // unix nanoseconds
+	expires  int64
+	staleEnd int64
+	ttl      uint32
+	name     string
+	answers  []string
+	resolved []netip.Addr
+	size     int64
+	cached   bool // inserted in the map (cacheable)
+
+	prefetching atomic.Bool
+	recheck     atomic.Int64 // unix ns before which a failed refresh is not retried
+}
+
+// flight is one resolution in progress and the queries waiting for it.
+type flight struct {
+	waiters []waiter
+	stale   *entry
+}
+
+type waiter struct {
+	w ResponseWriter
+	r *Request
+}
+
+var _ Handler = (*Cache)(nil)
+
+// NewCache validates cfg and returns a Cache.
+func NewCache(cfg CacheConfig) (*Cache, error) {
+	if cfg.Resolver == nil {
+		return nil, errors.New("dnsres: CacheConfig.Resolver is required")
+	}
+	if cfg.MaxBytes < 0 || cfg.MinTTL < 0 || cfg.MaxTTL < 0 || cfg.NegativeMaxTTL < 0 || cfg.StaleAnswerTTL < 0 || cfg.ResolveTimeout < 0 {
+		return nil, errors.New("dnsres: CacheConfig: sizes and durations must not be negative (except StaleTTL)")
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = DefaultCacheBytes
+	}
+	if cfg.MaxTTL == 0 {
+		cfg.MaxTTL = DefaultMaxTTL
+	}
+	if cfg.MinTTL > cfg.MaxTTL {
+		return nil, fmt.Errorf("dnsres: CacheConfig.MinTTL %v exceeds MaxTTL %v", cfg.MinTTL, cfg.MaxTTL)
+	}
+	if cfg.NegativeMaxTTL == 0 {
+		cfg.NegativeMaxTTL = DefaultNegativeMaxTTL
+	}
+	if cfg.StaleTTL == 0 {
+		cfg.StaleTTL = DefaultStaleTTL
+	} else if cfg.StaleTTL < 0 {
+		cfg.StaleTTL = 0
+	}
+	if cfg.StaleAnswerTTL == 0 {
+		cfg.StaleAnswerTTL = DefaultStaleAnswerTTL
+	}
+	if cfg.ResolveTimeout == 0 {
+		cfg.ResolveTimeout = DefaultResolveTimeout
+	}
+	c := &Cache{cfg: cfg, now: cfg.Now, seed: maphash.MakeSeed(), flights: make(map[string]*flight), work: make(chan resolveJob)}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.budget = cfg.MaxBytes / cacheShards
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*entry)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Close cancels the resolutions in flight and waits for them to end.
+func (c *Cache) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Stats returns the cache's counters.
+func (c *Cache) Stats() CacheStats {
+	s := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Stale: c.stale.Load(), Coalesced: c.coalesced.Load(),
+		Prefetches: c.prefetches.Load(), Evictions: c.evictions.Load(), ResolveErrors: c.resolveErrors.Load()}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		s.Entries += int64(len(sh.m))
+		s.Bytes += sh.bytes
+		sh.mu.RUnlock()
+	}
+	return s
+}
+
+func (c *Cache) shard(key []byte) *cacheShard {
+	return &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
+}
+
+func (c *Cache) get(key []byte) *entry {
+	sh := c.shard(key)
+	sh.mu.RLock()
+	e := sh.m[string(key)]
+	sh.mu.RUnlock()
+	return e
+}
+
+// ServeDNS answers r from the cache, or joins or starts its resolution.
+func (c *Cache) ServeDNS(ctx context.Context, w ResponseWriter, r *Request) (int, error) {
+	now := r.Start.UnixNano()
+	if r.Start.IsZero() {
+		now = c.now().UnixNano()
+	}
+	e := c.get(r.key)
+	if e != nil {
+		if now < e.expires {
+			c.hits.Add(1)
+			if !c.cfg.NoPrefetch && e.ttl >= uint32(minPrefetchTTL/time.Second) &&
+				now >= e.expires-int64(e.ttl)*int64(time.Second)/prefetchFraction && e.prefetching.CompareAndSwap(false, true) {
+				c.prefetches.Add(1)
+				c.join(nil, r, e)
+			}
+			r.Source = "cache"
+			return c.answer(w, r, e, now, false)
+		}
+		if now >= e.staleEnd {
+			e = nil
+		} else if c.cfg.StaleTTL > 0 && now < e.recheck.Load() {
+			// The last refresh failed recently: answer stale without
+			// asking again (RFC 8767's failure recheck timer).
+			c.stale.Add(1)
+			r.Source = "stale"
+			return c.answer(w, r, e, now, true)
+		}
+	}
+	c.join(w, r, e)
+	return dns.RcodeSuccess, nil
+}
+
+// join adds (w, r) to the resolution of r's question, starting it if
+// needed; w nil starts a prefetch with no waiter. stale, if not nil, is
+// the expired entry to answer with if the resolution fails.
+func (c *Cache) join(w ResponseWriter, r *Request, stale *entry) {
+	var wt waiter
+	if w != nil {
+		wt.r = r.Detach()
+		wt.w = w.Detach(wt.r)
+	}
+	c.fmu.Lock()
+	f, ok := c.flights[string(r.key)]
+	if ok {
+		if w != nil {
+			wt.r.Source = "coalesced"
+			f.waiters = append(f.waiters, wt)
+			c.coalesced.Add(1)
+		}
+		c.fmu.Unlock()
+		return
+	}
+	f = &flight{stale: stale}
+	if w != nil {
+		wt.r.Source = "upstream"
+		f.waiters = append(f.waiters, wt)
+		c.misses.Add(1)
+	}
+	key := string(r.key)
+	c.flights[key] = f
+	c.wg.Add(1)
+	c.fmu.Unlock()
+	q := Question{Name: r.Name(), Type: r.Type, Class: r.Class, DO: r.DO, CD: r.CD, Tenant: r.Tenant}
+	job := resolveJob{key: key, q: q}
+	select {
+	case c.work <- job: // an idle worker takes it
+	default:
+		go c.worker(job)
+	}
+}
+
+// resolveJob is one resolution handed to a worker.
+type resolveJob struct {
+	key string
+	q   Question
+}
+
+// worker runs job, then further jobs while they keep coming; it exits
+// after workerIdle without work. Reusing goroutines keeps their grown
+// stacks (packing and unpacking messages needs several KiB).
+func (c *Cache) worker(job resolveJob) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		c.resolve(job.key, job.q)
+		idle.Reset(workerIdle)
+		select {
+		case job = <-c.work:
+		case <-idle.C:
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+}
+
+// resolve runs one resolution and answers its waiters.
+func (c *Cache) resolve(key string, q Question) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ResolveTimeout)
+	var e *entry
+	failed := true
+	m, err := c.cfg.Resolver.Resolve(ctx, q)
+	cancel()
+	if err == nil && m != nil {
+		failed = m.Rcode == dns.RcodeServerFailure
+		e, err = c.newEntry(key, q, m, c.now().UnixNano())
+	}
+	now := c.now().UnixNano()
+	if err != nil {
+		failed, e = true, nil
+	}
+	if failed {
+		c.resolveErrors.Add(1)
+	}
+	if e != nil && e.cached {
+		c.insert(key, e)
+	}
+	c.fmu.Lock()
+	f := c.flights[key]
+	delete(c.flights, key)
+	c.fmu.Unlock()
+	stale := f.stale
+	if stale == nil && failed {
+		// A prefetch or refresh may have found the old entry gone from the
+		// map meanwhile; look once more.
+		if old := c.get([]byte(key)); old != nil && now < old.staleEnd {
+			stale = old
+		}
+	}
+	if failed && stale != nil {
+		stale.recheck.Store(now + int64(staleRecheck))
+	}
+	for _, wt := range f.waiters {
+		switch {
+		case failed && stale != nil && c.cfg.StaleTTL > 0:
+			c.stale.Add(1)
+			wt.r.Source = "stale"
+			_, _ = c.answer(wt.w, wt.r, stale, now, true)
+		case e != nil:
+			_, _ = c.answer(wt.w, wt.r, e, now, false)
+		default:
+			m := new(dns.Msg)
+			m.Rcode = dns.RcodeServerFailure
+			_ = wt.w.WriteMsg(m)
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// answer writes entry e to w for r, patching ID, flags, question and TTLs.
+func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, now int64, stale bool) (int, error) {
+	bp := bufPool.Get().(*[]byte)
+	b := append((*bp)[:0], e.wire...)
+	binary.BigEndian.PutUint16(b, r.ID)
+	var rd, cd byte
+	if r.RD {
+		rd = 1 // FlagRD>>8
+	}
+	if r.CD {
+		cd = wire.FlagCD
+	}
+	b[2] |= rd
+	b[3] = b[3]&^wire.FlagCD | cd
+	if r.qend <= len(r.Raw) && r.qend <= len(b) && r.qend > 12 {
+		copy(b[12:r.qend], r.Raw[12:r.qend]) // the question as asked (same length)
+	}
+	var age uint32
+	if d := now - e.stored; d > 0 {
+		age = uint32(d / int64(time.Second))
+	}
+	staleTTL := uint32(c.cfg.StaleAnswerTTL / time.Second)
+	for i, off := range e.ttlOffs {
+		ttl := e.ttls[i]
+		switch {
+		case stale:
+			ttl = min(ttl, staleTTL)
+		case ttl > age:
+			ttl -= age
+		default:
+			ttl = 0
+		}
+		binary.BigEndian.PutUint32(b[off:], ttl)
+	}
+	size := r.ourUDP
+	if size == 0 {
+		size = defaultCacheUDPSize
+	}
+	if r.EDNS {
+		ar := binary.BigEndian.Uint16(b[10:])
+		binary.BigEndian.PutUint16(b[10:], ar+1)
+		var flags byte
+		if r.DO {
+			flags = 0x80
+		}
+		b = append(b, 0, 0, wire.TypeOPT, byte(size>>8), byte(size), 0, 0, flags, 0, 0, 0)
+	}
+	r.Answers, r.Resolved = e.answers, e.resolved
+	if r.name == "" {
+		r.name = e.name
+	}
+	rcode := int(b[3] & 0xF)
+	var err error
+	if !r.TCP && len(b) > r.maxUDP(size) {
+		// Too big for the client: unpack and let the writer truncate.
+		m := new(dns.Msg)
+		if err = m.Unpack(b); err == nil {
+			err = w.WriteMsg(m)
+		}
+	} else {
+		err = w.WriteWire(b)
+	}
+	*bp = b
+	if cap(b) <= 64<<10 {
+		bufPool.Put(bp)
+	}
+	return rcode, err
+}
+
+// newEntry builds the cache entry for response m to q. The entry is
+// marked cacheable when its TTL rules allow.
+func (c *Cache) newEntry(key string, q Question, m *dns.Msg, now int64) (*entry, error) {
+	m.Id = 0
+	m.Response, m.Opcode = true, dns.OpcodeQuery
+	m.Authoritative, m.Truncated, m.RecursionDesired, m.CheckingDisabled = false, false, false, false
+	m.RecursionAvailable, m.Zero = true, false
+	m.Question = []dns.Question{{Name: q.Name, Qtype: q.Type, Qclass: q.Class}}
+	extra := m.Extra[:0]
+	for _, rr := range m.Extra {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			extra = append(extra, rr)
+		}
+	}
+	m.Extra = extra
+	if m.Rcode > 0xF {
+		m.Rcode = dns.RcodeServerFailure
+	}
+	ttl, cacheable := c.entryTTL(m)
+	for _, sec := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range sec {
+			if h := rr.Header(); h.Ttl > ttl {
+				h.Ttl = ttl
+			}
+		}
+	}
+	m.Compress = true
+	b, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("dnsres: cache: pack: %w", err)
+	}
+	e := &entry{wire: b, stored: now, ttl: ttl, name: q.Name, cached: cacheable}
+	e.expires = now + int64(ttl)*int64(time.Second)
+	e.staleEnd = e.expires + int64(c.cfg.StaleTTL)
+	if err := wire.Records(b, func(rr wire.RR) {
+		e.ttlOffs = append(e.ttlOffs, uint16(rr.TTLOff))
+		e.ttls = append(e.ttls, binary.BigEndian.Uint32(b[rr.TTLOff:]))
+	}); err != nil {
+		return nil, err
+	}
+	e.answers, e.resolved = answerData(m.Answer)
+	e.size = int64(len(b)+len(key)+len(q.Name)+6*len(e.ttlOffs)+entryOverhead) + int64(24*len(e.resolved))
+	for _, a := range e.answers {
+		e.size += int64(len(a)) + 16
+	}
+	return e, nil
+}
+
+// entryTTL returns the TTL to cache m for and whether to cache it.
+func (c *Cache) entryTTL(m *dns.Msg) (uint32, bool) {
+	secs := func(d time.Duration) uint32 { return uint32(d / time.Second) }
+	switch {
+	case m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0:
+		ttl := ^uint32(0)
+		for _, rr := range m.Answer {
+			ttl = min(ttl, rr.Header().Ttl)
+		}
+		ttl = max(min(ttl, secs(c.cfg.MaxTTL)), secs(c.cfg.MinTTL))
+		return ttl, ttl > 0
+	case m.Rcode == dns.RcodeSuccess || m.Rcode == dns.RcodeNameError:
+		for _, rr := range m.Ns {
+			if soa, ok := rr.(*dns.SOA); ok {
+				ttl := min(soa.Hdr.Ttl, soa.Minttl, secs(c.cfg.NegativeMaxTTL))
+				return ttl, ttl > 0
+			}
+		}
+	}
+	return 0, false
+}
+
+// insert publishes e under key, evicting to stay within the budget.
+func (c *Cache) insert(key string, e *entry) {
+	sh := c.shard([]byte(key))
+	sh.mu.Lock()
+	if old, ok := sh.m[key]; ok {
+		sh.bytes -= old.size
+	}
+	sh.m[key] = e
+	sh.bytes += e.size
+	if sh.bytes > c.budget {
+		now := e.stored
+		// Random eviction (map order), expired-past-stale entries first
+		// within a small sample.
+		var n uint64
+		for pass := 0; pass < 2 && sh.bytes > c.budget; pass++ {
+			seen := 0
+			for k, v := range sh.m {
+				if sh.bytes <= c.budget || (pass == 0 && seen >= 32) {
+					break
+				}
+				seen++
+				if v == e || (pass == 0 && now < v.staleEnd) {
+					continue
+				}
+				delete(sh.m, k)
+				sh.bytes -= v.size
+				n++
+			}
+		}
+		c.evictions.Add(n)
+	}
+	sh.mu.Unlock()
+}
+
+// Flush removes every entry (for tests and operators).
+func (c *Cache) Flush() {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		clear(sh.m)
+		sh.bytes = 0
+		sh.mu.Unlock()
+	}
+}
+
+// lowerFQDN returns name lower-cased and fully qualified.
+func lowerFQDN(name string) string {
+	return dns.Fqdn(strings.ToLower(name))
+}
