@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -35,8 +36,8 @@ func benchServer(b *testing.B, sink detect.Sink) (*Server, *Cache) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cache.Close() })
-	intel, _ := NewDomainList("c2c.example")
-	pol, _ := NewPolicy(PolicyConfig{Domains: intel})
+	iset, _ := intel.FromDomains("c2c.example")
+	pol, _ := NewPolicy(PolicyConfig{Intel: intel.NewLive(iset)})
 	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Directory: tenant.NewLive(snap), Handler: Chain(cache, pol.Middleware), Sink: sink})
 	if err != nil {
 		b.Fatal(err)

@@ -13,8 +13,8 @@
 //
 //	fw, _ := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{"192.0.2.53:53"}})
 //	cache, _ := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw})
-//	intel, _ := dnsres.LoadDomainList("/etc/seccloud/intel/cc-domains.txt")
-//	policy, _ := dnsres.NewPolicy(dnsres.PolicyConfig{Domains: intel, SinkholeA: warningPage})
+//	set, _ := intel.Load(intel.Files{Domains: []string{"/etc/seccloud/intel/cc-domains.txt"}}, time.Now())
+//	policy, _ := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: intel.NewLive(set), SinkholeA: warningPage})
 //	zones := dnsres.NewZones()
 //	_ = zones.Load(map[string]string{"city.example.jp": "/etc/seccloud/zones/city.example.jp.zone"})
 //	srv, _ := dnsres.NewServer(dnsres.ServerConfig{

@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/dnsres"
 	"github.com/jichitai/seccloud/tenant"
 )
@@ -26,8 +27,8 @@ func Example() {
 	})
 	cache, _ := dnsres.NewCache(dnsres.CacheConfig{Resolver: upstream})
 	defer cache.Close()
-	intel, _ := dnsres.NewDomainList("c2c.example")
-	policy, _ := dnsres.NewPolicy(dnsres.PolicyConfig{Domains: intel, SinkholeA: netip.MustParseAddr("127.0.0.80")})
+	iset, _ := intel.FromDomains("c2c.example")
+	policy, _ := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: intel.NewLive(iset), SinkholeA: netip.MustParseAddr("127.0.0.80")})
 	zones := dnsres.NewZones(dnsres.DefaultZone("aoba.example.jp", "ns.aoba.example.jp"))
 	events := make(chan detect.Event, 10)
 	srv, _ := dnsres.NewServer(dnsres.ServerConfig{

@@ -10,6 +10,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -66,8 +67,8 @@ func FuzzServe(f *testing.F) {
 	})
 	cache, _ := NewCache(CacheConfig{Resolver: res})
 	f.Cleanup(func() { cache.Close() })
-	intel, _ := NewDomainList("evil.test")
-	pol, _ := NewPolicy(PolicyConfig{Domains: intel, SinkholeA: netip.MustParseAddr("127.0.0.9")})
+	iset, _ := intel.FromDomains("evil.test")
+	pol, _ := NewPolicy(PolicyConfig{Intel: intel.NewLive(iset), SinkholeA: netip.MustParseAddr("127.0.0.9")})
 	zone, err := ParseZone(strings.NewReader("$ORIGIN z.test.\n@ 60 IN SOA ns h 1 2 3 4 5\n@ IN NS ns\nns IN A 127.0.0.1\n*.w IN TXT \"x\"\nc IN CNAME ns\nsub IN NS ns.sub\nns.sub IN A 127.0.0.2\n"), "z.test.", "z")
 	if err != nil {
 		f.Fatal(err)

@@ -2,6 +2,7 @@ package dnsres_test
 
 import (
 	"context"
+	"github.com/jichitai/seccloud/detect/intel"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -88,10 +89,10 @@ func newFixture(t *testing.T, opts ...fixtureOpt) *fixture {
 	f.up = dnsrestest.NewAuthority(t, "127.0.0.1:0", map[string]string{"example.test.": upstreamZone})
 	fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{f.up.Addr.String()}, Timeout: time.Second, Attempts: 2})
 	require.NoError(t, err)
-	intel, err := dnsres.NewDomainList("c2c.example.test", "evil.invalid")
+	iset, err := intel.FromDomains("c2c.example.test", "evil.invalid")
 	require.NoError(t, err)
 	cc := dnsres.CacheConfig{Resolver: fw, Now: f.clock.Now}
-	pc := dnsres.PolicyConfig{Domains: intel, SinkholeA: netip.MustParseAddr("127.0.0.99"), SinkholeAAAA: netip.MustParseAddr("::1")}
+	pc := dnsres.PolicyConfig{Intel: intel.NewLive(iset), SinkholeA: netip.MustParseAddr("127.0.0.99"), SinkholeAAAA: netip.MustParseAddr("::1")}
 	for _, o := range opts {
 		o(&cc, &pc)
 	}

@@ -1,146 +1,45 @@
 package dnsres
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/jichitai/seccloud/detect"
-	"github.com/jichitai/seccloud/tenant"
+	"github.com/jichitai/seccloud/detect/intel"
 )
 
-// DomainList is a set of domains, each covering its subdomains: the
-// threat-intelligence list of C&C and malware domains. The zero value is
-// an empty list. A DomainList is immutable once built and safe for
-// concurrent use.
-type DomainList struct {
-	m map[string]string // wire name → presentation name
-}
-
-// ListError is a bad line of a domain list.
-type ListError struct {
-	File string
-	Line int
-	Err  error
-}
-
-func (e *ListError) Error() string {
-	return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
-}
-
-func (e *ListError) Unwrap() error { return e.Err }
-
-// ParseDomainList reads a domain list: one domain a line, '#' starts a
-// comment, blank lines ignored, IDNs accepted; a leading "*." or "." is
-// allowed and means the same (subdomains are always covered). Every bad
-// line is reported (as *ListError, joined) and skipped; the good lines
-// make the list. file names the input in errors.
-func ParseDomainList(rd io.Reader, file string) (*DomainList, error) {
-	l := &DomainList{m: make(map[string]string)}
-	var errs []error
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
+// dottedName writes the wire-format name w as a dot-separated name without
+// the root dot into buf, for intel lookups. ok is false for the root and
+// for labels holding a '.', which no indicator can match.
+func dottedName(buf *[256]byte, w []byte) (n int, ok bool) {
+	for i := 0; i < len(w); {
+		l := int(w[i])
+		i++
+		if l == 0 {
+			break
 		}
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
+		if i+l > len(w) || n+l+1 > len(buf) {
+			return 0, false
 		}
-		line = strings.TrimPrefix(strings.TrimPrefix(line, "*"), ".")
-		if err := l.add(line); err != nil {
-			errs = append(errs, &ListError{File: file, Line: n, Err: err})
+		if n > 0 {
+			buf[n] = '.'
+			n++
 		}
-	}
-	if err := sc.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("dnsres: read %s: %w", file, err))
-	}
-	return l, errors.Join(errs...)
-}
-
-// LoadDomainList reads the domain list files; see ParseDomainList.
-func LoadDomainList(files ...string) (*DomainList, error) {
-	all := &DomainList{m: make(map[string]string)}
-	var errs []error
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("dnsres: %w", err))
-			continue
+		for _, c := range w[i : i+l] {
+			if c == '.' {
+				return 0, false
+			}
+			buf[n] = c
+			n++
 		}
-		l, err := ParseDomainList(fh, f)
-		fh.Close()
-		errs = append(errs, err)
-		for k, v := range l.m {
-			all.m[k] = v
-		}
+		i += l
 	}
-	return all, errors.Join(errs...)
-}
-
-// NewDomainList returns a list of the given domains.
-func NewDomainList(domains ...string) (*DomainList, error) {
-	l := &DomainList{m: make(map[string]string)}
-	var errs []error
-	for _, d := range domains {
-		if err := l.add(d); err != nil {
-			errs = append(errs, fmt.Errorf("dnsres: domain %q: %w", d, err))
-		}
-	}
-	return l, errors.Join(errs...)
-}
-
-func (l *DomainList) add(d string) error {
-	n, err := tenant.NormalizeDomain(d)
-	if err != nil {
-		return err
-	}
-	w, ok := toWire(n)
-	if !ok {
-		return errors.New("not a domain name")
-	}
-	l.m[w] = n
-	return nil
-}
-
-// Len returns the number of domains.
-func (l *DomainList) Len() int {
-	if l == nil {
-		return 0
-	}
-	return len(l.m)
-}
-
-// Match reports whether name (presentation form, any case) is on the list
-// or below a listed domain, and returns the listed domain.
-func (l *DomainList) Match(name string) (string, bool) {
-	w, ok := toWire(strings.ToLower(name))
-	if !ok {
-		return "", false
-	}
-	return l.matchWire([]byte(w))
-}
-
-func (l *DomainList) matchWire(name []byte) (found string, ok bool) {
-	if l == nil || len(l.m) == 0 {
-		return "", false
-	}
-	eachSuffix(name, false, func(s []byte) bool {
-		found, ok = l.m[string(s)]
-		return ok
-	})
-	return found, ok
+	return n, n > 0
 }
 
 // Default of PolicyConfig.
@@ -148,9 +47,11 @@ const DefaultSinkholeTTL = 60 * time.Second
 
 // PolicyConfig configures a Policy.
 type PolicyConfig struct {
-	// Domains is the threat-intelligence list; nil means empty (it can be
-	// replaced later with SetDomains).
-	Domains *DomainList
+	// Intel holds the threat-intelligence indicators; its domain
+	// indicators (each covering its subdomains) are sinkholed. It is
+	// shared with the other functions and swapped on reload by whoever
+	// owns it. Nil means no list.
+	Intel *intel.Live
 	// SinkholeA and SinkholeAAAA are the addresses answered for listed
 	// names (a warning page). When the one for the question's type is not
 	// set, listed names get NXDOMAIN; other question types get NODATA
@@ -172,10 +73,9 @@ type PolicyConfig struct {
 // must check the terminal. In report-only mode the terminal got the real
 // address and very likely talked to the C&C server: SeveritySucceeded (3).
 //
-// Safe for concurrent use; SetDomains replaces the list atomically.
+// Safe for concurrent use; the intel set is swapped by its owner (intel.Live.Store).
 type Policy struct {
-	cfg     PolicyConfig
-	domains atomic.Pointer[DomainList]
+	cfg PolicyConfig
 }
 
 // NewPolicy validates cfg and returns a Policy.
@@ -192,28 +92,27 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultSinkholeTTL
 	}
-	p := &Policy{cfg: cfg}
-	p.SetDomains(cfg.Domains)
-	return p, nil
-}
-
-// SetDomains replaces the threat-intelligence list (nil empties it).
-func (p *Policy) SetDomains(l *DomainList) {
-	if l == nil {
-		l = &DomainList{}
+	if cfg.Intel == nil {
+		cfg.Intel = &intel.Live{}
 	}
-	p.domains.Store(l)
+	return &Policy{cfg: cfg}, nil
 }
 
 // Middleware returns the policy step in front of next.
 func (p *Policy) Middleware(next Handler) Handler {
 	return HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) (int, error) {
-		listed, ok := p.domains.Load().matchWire(r.wireName())
+		var buf [256]byte
+		n, ok := dottedName(&buf, r.wireName())
 		if !ok {
 			return next.ServeDNS(ctx, w, r)
 		}
+		ind, ok := p.cfg.Intel.Load().DomainBytes(buf[:n])
+		if !ok {
+			return next.ServeDNS(ctx, w, r)
+		}
+		listed := ind.Value
 		v := detect.Verdict{Action: detect.ActionSinkhole, Rule: "dns-intel-domain", RuleName: "threat-intelligence domain",
-			Reason: "query for " + r.Name() + ", listed as " + listed}
+			Reason: "query for " + r.Name() + ", listed as " + listed + " (" + ind.Source + ")"}
 		sinkhole := p.sinkholeAddr(r.Type)
 		if !sinkhole.IsValid() && !p.cfg.SinkholeA.IsValid() && !p.cfg.SinkholeAAAA.IsValid() {
 			v.Action = detect.ActionBlock // NXDOMAIN

@@ -158,14 +158,23 @@ func (s *Set) Domain(name string) (*Indicator, bool) {
 	if len(name) == 0 || len(name) > len(buf) {
 		return nil, false
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf[i] = c
+	return s.DomainBytes(buf[:copy(buf[:], name)])
+}
+
+// DomainBytes is Domain for a name held in bytes, dot-separated, without a
+// trailing dot. It lower-cases name in place (ASCII only) and does not
+// allocate: for hot paths that already hold the name in a buffer, such as
+// a DNS server converting a wire name.
+func (s *Set) DomainBytes(name []byte) (*Indicator, bool) {
+	if s == nil || len(s.domains) == 0 {
+		return nil, false
 	}
-	b := buf[:len(name)]
+	for i, c := range name {
+		if c >= 'A' && c <= 'Z' {
+			name[i] = c + 'a' - 'A'
+		}
+	}
+	b := name
 	for {
 		if i, ok := s.domains[string(b)]; ok {
 			return &s.inds[i], true
@@ -182,6 +191,17 @@ func (s *Set) Domain(name string) (*Indicator, bool) {
 		}
 		b = b[dot+1:]
 	}
+}
+
+// FromDomains returns a set of the given domains (each covering its
+// subdomains), with Source "arg:N": for tests, examples and small
+// deployments configured in code.
+func FromDomains(names ...string) (*Set, error) {
+	inds := make([]Indicator, len(names))
+	for i, n := range names {
+		inds[i] = Indicator{Kind: KindDomain, Value: n, Source: fmt.Sprintf("arg:%d", i+1)}
+	}
+	return Build(inds)
 }
 
 // Addr returns the indicator of the most specific listed prefix holding a.

@@ -218,3 +218,12 @@ func notifyKey(path string, create bool) ([]byte, error) {
 	}
 	return key, nil
 }
+
+// intel returns the shared threat-intelligence set every function reads
+// (an empty one when detection is not attached).
+func (a *App) intel() *intel.Live {
+	if a.events != nil && a.events.det != nil {
+		return a.events.det.intel
+	}
+	return &intel.Live{}
+}

@@ -24,12 +24,12 @@ import (
 //   - tenants[].zones: answered authoritatively from
 //     <data_dir>/zones/<zone>.zone when that file exists, else from a
 //     minimal zone (SOA + NS) so that the zone is served at all.
-//   - intel.domains: the threat-intelligence list; listed names (and
+//   - intel.*: the shared threat-intelligence set; listed domains (and
 //     their subdomains) are sinkholed to 0.0.0.0 / :: (no sinkhole key in
 //     the configuration yet), or only reported for report-only tenants.
 //   - query log: one event per query to the appliance's event pipeline.
 //
-// Reload re-reads the intel files and the zone files (a zone file that no
+// Reload re-reads the zone files (a zone file that no
 // longer parses keeps its previous version).
 
 // dnsSinkholeA and dnsSinkholeAAAA answer listed names until the
@@ -72,7 +72,7 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	if err != nil {
 		return nil, err
 	}
-	policy, err := dnsres.NewPolicy(dnsres.PolicyConfig{SinkholeA: dnsSinkholeA, SinkholeAAAA: dnsSinkholeAAAA})
+	policy, err := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: a.intel(), SinkholeA: dnsSinkholeA, SinkholeAAAA: dnsSinkholeAAAA})
 	if err != nil {
 		return nil, err
 	}
@@ -94,17 +94,9 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	return d, nil
 }
 
-// load (re)reads the intel lists and the tenant zones.
+// load (re)reads the tenant zones. The intel set is the appliance's shared
+// one (detection.go), swapped on reload for every function at once.
 func (d *dnsService) load(cfg *config.Config) {
-	var files []string
-	for _, f := range cfg.Intel.Domains {
-		files = append(files, cfg.Path(f))
-	}
-	list, err := dnsres.LoadDomainList(files...)
-	if err != nil {
-		d.a.log.Warn("dns: intel domain list", "err", err)
-	}
-	d.policy.SetDomains(list)
 	zoneDir := filepath.Join(cfg.Path(cfg.DataDir), "zones")
 	withFile := map[string]string{}
 	var fixed []*dnsres.Zone
@@ -123,7 +115,7 @@ func (d *dnsService) load(cfg *config.Config) {
 	}
 }
 
-// Reload applies new intel lists and zones.
+// Reload applies new zones.
 func (d *dnsService) Reload(cfg *config.Config) error {
 	d.load(cfg)
 	return nil

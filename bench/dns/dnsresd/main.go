@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/detect/store"
 	"github.com/jichitai/seccloud/dnsres"
 	"github.com/jichitai/seccloud/tenant"
@@ -99,8 +100,8 @@ func run(listen, upstream, sinkKind, dir string) error {
 	if err != nil {
 		return err
 	}
-	intel, _ := dnsres.NewDomainList("c2c.example", "malware.example")
-	pol, err := dnsres.NewPolicy(dnsres.PolicyConfig{Domains: intel})
+	iset, _ := intel.FromDomains("c2c.example", "malware.example")
+	pol, err := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: intel.NewLive(iset)})
 	if err != nil {
 		return err
 	}
