@@ -19,6 +19,8 @@ import (
 //     its egress_addr; policy.allow_tenants are the exceptions to the ban
 //     on direct traffic between tenants; policy.report_only and
 //     policy.block_categories feed the URL filter.
+//   - intel.*: the shared threat-intelligence set blocks requests to listed
+//     domains, addresses and URLs (proxy.IntelDecider, before the lists).
 //   - access log: one event per request or tunnel to the event pipeline.
 //
 // Not in the configuration yet (see proxy/README.md): URL block/allow
@@ -45,7 +47,7 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 	if err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{Directory: a.live, Sink: a.events.sink(), Decider: lists, Logger: log}
+	pc := proxy.Config{Directory: a.live, Sink: a.events.sink(), Decider: proxy.IntelDecider{Intel: a.intel(), Next: lists}, Logger: log}
 	if loopbackListen(cfg.Listen.Proxy) {
 		pc.AllowDestinations = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 		log.Warn("proxy: listening on loopback: loopback DESTINATIONS ARE ALLOWED (demo/test mode); never use this on a real network")
