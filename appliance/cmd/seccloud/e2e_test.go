@@ -203,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 	a := start(t, bin, console, "-config", cfgPath)
 	code, body := a.get("/readyz")
 	assert.Equal(t, http.StatusOK, code, body)
-	assert.Contains(t, body, "function/waf not built")
+	assert.Contains(t, body, "function/waf up")
 	assert.Contains(t, body, "function/proxy off")
 	a.waitMetric("seccloud_tenants", "2")
 	a.waitMetric("seccloud_config_generation", "1")

@@ -25,7 +25,7 @@ var starters = map[string]starter{
 	"proxy": startProxy,
 	"dns":   startDNS,
 	"mail":  nil, // package mailrelay: not built yet
-	"waf":   nil, // package waf: not built yet
+	"waf":   startWAF,
 }
 
 // function is one security function's slot in the wiring.
