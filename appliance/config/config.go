@@ -62,6 +62,8 @@ type Config struct {
 	Intel Intel `yaml:"intel"`
 	// DNS configures the resolver.
 	DNS DNS `yaml:"dns"`
+	// Mail configures the mail relay.
+	Mail Mail `yaml:"mail"`
 	// Detect configures rules and incidents.
 	Detect Detect `yaml:"detect"`
 	// Notify configures urgent notifications.
@@ -209,6 +211,16 @@ type Detect struct {
 type DNS struct {
 	// Upstreams are host:port forwarders; empty means full recursion.
 	Upstreams []string `yaml:"upstreams"`
+}
+
+// Mail configures the mail relay.
+type Mail struct {
+	// Hostname is the relay's name in its greeting and Received: headers;
+	// empty means the machine's host name.
+	Hostname string `yaml:"hostname"`
+	// Smarthost (host:port) receives all mail for domains no tenant owns;
+	// empty means delivery by MX lookup.
+	Smarthost string `yaml:"smarthost"`
 }
 
 // Notify configures notification delivery.

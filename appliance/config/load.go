@@ -197,6 +197,11 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 			d.at(root, fmt.Sprintf("dns.upstreams[%d]", i), "%v", err)
 		}
 	}
+	if c.Mail.Smarthost != "" {
+		if err := checkHostPort(c.Mail.Smarthost); err != nil {
+			d.at(root, "mail.smarthost", "%v", err)
+		}
+	}
 	if c.Notify.SMTP != "" {
 		if err := checkHostPort(c.Notify.SMTP); err != nil {
 			d.at(root, "notify.smtp", "%v", err)

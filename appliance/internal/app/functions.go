@@ -24,7 +24,7 @@ type starter func(ctx context.Context, a *App, cfg *config.Config) (service, err
 var starters = map[string]starter{
 	"proxy": startProxy,
 	"dns":   startDNS,
-	"mail":  nil, // package mailrelay: not built yet
+	"mail":  startMail,
 	"waf":   startWAF,
 }
 
