@@ -255,3 +255,18 @@ func plainKeys(b []byte) bool {
 	}
 	return walk(v)
 }
+
+// BenchmarkDecodeStd decodes the same document with the encoding/json
+// reference decoder, for comparison with DecodeECS.
+func BenchmarkDecodeStd(b *testing.B) {
+	e := sampleEvent()
+	buf := detect.AppendECS(nil, &e)
+	b.ReportAllocs()
+	var got detect.Event
+	for b.Loop() {
+		if err := detect.DecodeStd(buf, &got); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetBytes(int64(len(buf)))
+}
