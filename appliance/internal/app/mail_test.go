@@ -2,10 +2,7 @@ package app
 
 import (
 	"context"
-	"io"
 	"net/smtp"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +23,7 @@ func TestMailThroughAppliance(t *testing.T) {
 	mx, err := mailrelaytest.NewSink()
 	require.NoError(t, err)
 	defer mx.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`version: 1
+	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}
 functions: {proxy: false, dns: false, waf: false}
@@ -40,23 +35,8 @@ tenants:
     egress_addr: 127.0.0.1
     mail_domains: [city.tsu.example.jp]
     mail_servers: ["`+mx.Addr+`"]
-`), 0o600))
-	a, err := New(Options{ConfigPath: cfg, Log: io.Discard})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, 10*time.Second) }()
-	var addr string
-	require.Eventually(t, func() bool {
-		for _, f := range a.funcs {
-			f.mu.Lock()
-			if ms, ok := f.svc.(*mailService); ok {
-				addr = ms.addr
-			}
-			f.mu.Unlock()
-		}
-		return addr != ""
-	}, 10*time.Second, 10*time.Millisecond)
+`)
+	addr := startedService[*mailService](t, a).addr
 
 	msg := "From: a@sender.example\r\nTo: yamada@city.tsu.example.jp\r\nSubject: test\r\nMessage-ID: <1@sender.example>\r\n\r\nこんにちは\r\n"
 	require.NoError(t, smtp.SendMail(addr, nil, "a@sender.example", []string{"yamada@city.tsu.example.jp"}, []byte(msg)))
@@ -85,6 +65,4 @@ tenants:
 	}))
 	assert.Positive(t, tenants, "an event for the tenant's message")
 	assert.Positive(t, refused, "an event for the refused relay attempt")
-	cancel()
-	require.NoError(t, <-done)
 }

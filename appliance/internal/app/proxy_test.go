@@ -1,14 +1,10 @@
 package app
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,30 +25,13 @@ func TestProxyThroughAppliance(t *testing.T) {
 	}
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin ok") }))
 	defer o.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`version: 1
+	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", proxy: "127.0.0.1:0"}
 tenants:
   - {id: tsu, name: 津市, networks: [127.0.1.0/24], egress_addr: 127.0.0.1}
-`), 0o600))
-	a, err := New(Options{ConfigPath: cfg, Log: io.Discard})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, 10*time.Second) }()
-	var addr string
-	require.Eventually(t, func() bool {
-		for _, f := range a.funcs {
-			f.mu.Lock()
-			if ps, ok := f.svc.(*proxyService); ok {
-				addr = ps.addr
-			}
-			f.mu.Unlock()
-		}
-		return addr != ""
-	}, 10*time.Second, 10*time.Millisecond)
+`)
+	addr := startedService[*proxyService](t, a).addr
 
 	out, err := exec.Command(curl, "-s", "--interface", "127.0.1.5", "-x", "http://"+addr, o.URL+"/x").CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -76,6 +55,4 @@ tenants:
 	assert.Equal(t, "127.0.1.5", byTenant["tsu"].Terminal)
 	assert.Equal(t, 403, byTenant[""].HTTP.Status)
 	assert.Equal(t, detect.ActionBlock, byTenant[""].Verdict.Action)
-	cancel()
-	require.NoError(t, <-done)
 }

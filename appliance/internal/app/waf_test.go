@@ -1,13 +1,10 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -25,9 +22,7 @@ func TestWAFThroughAppliance(t *testing.T) {
 		fmt.Fprintf(w, "site %s %s", r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
 	defer o.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "c.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(`version: 1
+	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", waf_http: "127.0.0.1:0"}
 functions: {proxy: false, dns: false}
@@ -38,23 +33,8 @@ tenants:
     egress_addr: 127.0.0.1
     sites:
       - {host: www.city.tsu.example.jp, origins: ["`+o.Listener.Addr().String()+`"]}
-`), 0o600))
-	a, err := New(Options{ConfigPath: cfg, Log: io.Discard})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, 10*time.Second) }()
-	var addr string
-	require.Eventually(t, func() bool {
-		for _, f := range a.funcs {
-			f.mu.Lock()
-			if ws, ok := f.svc.(*wafService); ok {
-				addr = ws.addrs["listen.waf_http"]
-			}
-			f.mu.Unlock()
-		}
-		return addr != ""
-	}, 10*time.Second, 10*time.Millisecond)
+`)
+	addr := startedService[*wafService](t, a).addrs["listen.waf_http"]
 
 	get := func(host string) (int, string) {
 		req, err := http.NewRequest("GET", "http://"+addr+"/index.html", nil)
@@ -85,6 +65,4 @@ tenants:
 	}
 	assert.Equal(t, "tsu", statuses[200])
 	assert.Contains(t, statuses, 404)
-	cancel()
-	require.NoError(t, <-done)
 }
