@@ -51,7 +51,8 @@ func NewSink() (*Sink, error) {
 	return s, nil
 }
 
-// Close stops the sink.
+// Close stops the sink, ending sessions still open (a client may keep an
+// idle connection cached), and waits for them.
 func (s *Sink) Close() error {
 	err := s.l.Close()
 	s.wg.Wait()
@@ -84,16 +85,31 @@ func (s *Sink) Wait(ctx context.Context, n int) []Mail {
 func (s *Sink) serve() {
 	defer s.wg.Done()
 	var conns sync.WaitGroup
+	open := map[net.Conn]struct{}{}
+	var mu sync.Mutex
 	for {
 		c, err := s.l.Accept()
 		if err != nil {
+			// Closed: end the sessions still open (clients may keep idle
+			// connections cached) and wait for them.
+			mu.Lock()
+			for c := range open {
+				c.Close()
+			}
+			mu.Unlock()
 			conns.Wait()
 			return
 		}
+		mu.Lock()
+		open[c] = struct{}{}
+		mu.Unlock()
 		conns.Add(1)
 		go func() {
 			defer conns.Done()
 			s.session(c)
+			mu.Lock()
+			delete(open, c)
+			mu.Unlock()
 		}()
 	}
 }

@@ -22,7 +22,7 @@ import (
 func TestMailThroughAppliance(t *testing.T) {
 	mx, err := mailrelaytest.NewSink()
 	require.NoError(t, err)
-	defer mx.Close()
+	t.Cleanup(func() { mx.Close() }) // after the appliance stops (cleanups run last-in first-out)
 	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}

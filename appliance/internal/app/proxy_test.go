@@ -24,7 +24,7 @@ func TestProxyThroughAppliance(t *testing.T) {
 		t.Skip("curl not installed (Debian package curl)")
 	}
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin ok") }))
-	defer o.Close()
+	t.Cleanup(o.Close) // after the appliance stops
 	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", proxy: "127.0.0.1:0"}

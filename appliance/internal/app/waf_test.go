@@ -21,7 +21,7 @@ func TestWAFThroughAppliance(t *testing.T) {
 	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "site %s %s", r.Host, r.Header.Get("X-Forwarded-For"))
 	}))
-	defer o.Close()
+	t.Cleanup(o.Close) // after the appliance stops
 	a, ctx := runApp(t, `version: 1
 data_dir: data
 listen: {console: "127.0.0.1:0", waf_http: "127.0.0.1:0"}
