@@ -13,6 +13,7 @@ need=(
   patch:patch
   ip:iproute2
   tc:iproute2
+  curl:curl
 )
 missing=()
 for pair in "${need[@]}"; do
