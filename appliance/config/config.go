@@ -39,6 +39,8 @@ const (
 	DefaultLogFormat      = "text"
 	// DefaultEscalationDelay is notify.DefaultEscalateAfter.
 	DefaultEscalationDelay = 4 * time.Minute
+	DefaultBackupKeep      = 14
+	DefaultBackupAt        = "03:00"
 )
 
 // Config is a parsed, validated configuration. Build it with Parse or Load;
@@ -72,6 +74,8 @@ type Config struct {
 	History History `yaml:"history"`
 	// Store configures the embedded event store.
 	Store Store `yaml:"store"`
+	// Backup configures the daily backup of the data directory.
+	Backup Backup `yaml:"backup"`
 
 	file string           // the file name errors refer to
 	raw  []byte           // the bytes parsed
@@ -257,6 +261,24 @@ type Store struct {
 	// Retention is how long events are kept. Default 5y.
 	Retention Duration `yaml:"retention"`
 }
+
+// Backup configures the daily backup of DataDir (appliance/backup).
+type Backup struct {
+	// Dir is the backup location; it must lie outside DataDir, on another
+	// disk or a mounted remote share. Empty turns daily backups off (the
+	// `seccloud backup` commands then need -dir).
+	Dir string `yaml:"dir"`
+	// Keep is how many daily snapshots are kept. Default 14.
+	Keep int `yaml:"keep"`
+	// At is the local time of day the backup runs, "HH:MM". Default "03:00".
+	At string `yaml:"at"`
+	// Verify restores each new snapshot into a scratch directory and checks
+	// it (every file's hash and the event store's chain). Default true.
+	Verify *bool `yaml:"verify"`
+}
+
+// BackupDir is Backup.Dir resolved against the config file's directory.
+func (c *Config) BackupDir() string { return c.Path(c.Backup.Dir) }
 
 // File returns the name of the file the config was read from ("" for
 // in-memory input).

@@ -8,11 +8,13 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -254,6 +256,28 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		c.Store.Retention = Duration(DefaultStoreRetention)
 	case c.Store.Retention < Duration(24*60*60*1e9):
 		d.at(root, "store.retention", "want at least 1d (segments are daily)")
+	}
+	switch {
+	case c.Backup.Keep == 0:
+		c.Backup.Keep = DefaultBackupKeep
+	case c.Backup.Keep < 1:
+		d.at(root, "backup.keep", "want at least 1 snapshot, found %d", c.Backup.Keep)
+	}
+	if c.Backup.At == "" {
+		c.Backup.At = DefaultBackupAt
+	} else if _, err := time.Parse("15:04", c.Backup.At); err != nil {
+		d.at(root, "backup.at", "want a time of day HH:MM, found %q", c.Backup.At)
+	}
+	if c.Backup.Verify == nil {
+		t := true
+		c.Backup.Verify = &t
+	}
+	if c.Backup.Dir != "" {
+		data, _ := filepath.Abs(c.Path(c.DataDir))
+		dst, _ := filepath.Abs(c.Path(c.Backup.Dir))
+		if dst == data || strings.HasPrefix(dst, data+string(filepath.Separator)) {
+			d.at(root, "backup.dir", "the backup location %s must lie outside data_dir", c.Backup.Dir)
+		}
 	}
 }
 

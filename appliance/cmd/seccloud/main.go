@@ -36,6 +36,8 @@ Usage:
   seccloud store verify [-config FILE]   check the event store's hash chain
   seccloud events [-tenant ID] [-module M] [-since T] [-until T] [-config FILE]
                                          print stored events as ECS JSON lines
+  seccloud backup run|list|verify|restore [ID] [-config FILE] [-dir DIR]
+                                         back up data_dir, list, verify by restoring, restore
   seccloud version                       print build information
 
 Every subcommand that uses the data directory takes -config FILE (default:
@@ -81,6 +83,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdStore(rest, stdout)
 	case "events":
 		err = cmdEvents(rest, stdout)
+	case "backup":
+		err = cmdBackup(rest, stdout)
 	case "version":
 		err = cmdVersion(rest, stdout)
 	default:

@@ -146,6 +146,10 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	for _, f := range a.funcs {
 		f.start(ctx, a)
 	}
+	bctx, stopBackups := context.WithCancel(ctx)
+	defer stopBackups()
+	backupsDone := make(chan struct{})
+	go func() { defer close(backupsDone); a.runBackups(bctx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- a.console.Serve(a.ln) }()
 	a.serving.Store(true)
@@ -165,6 +169,8 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	for i := len(a.funcs) - 1; i >= 0; i-- {
 		err = errors.Join(err, a.funcs[i].stop(sctx))
 	}
+	stopBackups()
+	<-backupsDone // a backup in progress stops at its next file
 	a.audit("shutdown", "success", "graceful shutdown", tenant.Generation{})
 	err = errors.Join(err, a.events.close(sctx))
 	if rerr := os.Remove(cfg.RunFile()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
