@@ -76,6 +76,9 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Backup configures the daily backup of the data directory.
 	Backup Backup `yaml:"backup"`
+	// Cluster makes this appliance one node of several sharing one event
+	// stream (NATS JetStream) and one detection node.
+	Cluster Cluster `yaml:"cluster"`
 
 	file string           // the file name errors refer to
 	raw  []byte           // the bytes parsed
@@ -275,6 +278,31 @@ type Backup struct {
 	// Verify restores each new snapshot into a scratch directory and checks
 	// it (every file's hash and the event store's chain). Default true.
 	Verify *bool `yaml:"verify"`
+}
+
+// Cluster roles.
+const (
+	RoleStandalone = "standalone" // one node: its events go to its store and its detection
+	RoleEdge       = "edge"       // events to the local store and the stream; no detection here
+	RoleDetector   = "detector"   // reads every node's events from the stream into its store and detection
+)
+
+// Cluster configures several appliance nodes. With Role edge or detector,
+// every node publishes its events to the NATS JetStream stream; the
+// detector node (one; a second may stand by with the same durable consumer)
+// reads them all into its store, rules, incidents and notifications, so
+// incidents and notifications are never duplicated across nodes.
+type Cluster struct {
+	// NATS is the NATS server URL, several separated by commas. Required
+	// unless Role is standalone.
+	NATS string `yaml:"nats"`
+	// Role is standalone (default), edge or detector.
+	Role string `yaml:"role"`
+	// Node names this node in the logs. Default: the host name.
+	Node string `yaml:"node"`
+	// Stream is the JetStream stream, created when missing. Default
+	// SECCLOUD_EVENTS.
+	Stream string `yaml:"stream"`
 }
 
 // BackupDir is Backup.Dir resolved against the config file's directory.

@@ -272,6 +272,26 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		t := true
 		c.Backup.Verify = &t
 	}
+	switch c.Cluster.Role {
+	case "":
+		c.Cluster.Role = RoleStandalone
+		if c.Cluster.NATS != "" {
+			d.at(root, "cluster.role", "cluster.nats is set: want role edge or detector")
+		}
+	case RoleStandalone:
+		if c.Cluster.NATS != "" {
+			d.at(root, "cluster.role", "cluster.nats is set: want role edge or detector")
+		}
+	case RoleEdge, RoleDetector:
+		if c.Cluster.NATS == "" {
+			d.at(root, "cluster.nats", "role %s needs the NATS server URL", c.Cluster.Role)
+		}
+	default:
+		d.at(root, "cluster.role", "want standalone, edge or detector, found %q", c.Cluster.Role)
+	}
+	if c.Cluster.Node == "" {
+		c.Cluster.Node, _ = os.Hostname()
+	}
 	if c.Backup.Dir != "" {
 		data, _ := filepath.Abs(c.Path(c.DataDir))
 		dst, _ := filepath.Abs(c.Path(c.Backup.Dir))

@@ -143,6 +143,7 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		a.log.Warn("cannot write run file; `config rollback` will not find this instance", "err", err)
 	}
 	a.events.det.start()
+	a.events.start()
 	for _, f := range a.funcs {
 		f.start(ctx, a)
 	}

@@ -21,6 +21,7 @@ import (
 type pipeline struct {
 	async    *detect.Async
 	store    *store.Store
+	cluster  *cluster
 	det      *detection
 	out      detect.Sink
 	lastErrs atomic.Uint64 // WriteErrors at the previous readiness check
@@ -39,7 +40,19 @@ func openPipeline(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 	if err != nil {
 		return nil, errors.Join(err, st.Close())
 	}
-	p := &pipeline{async: as, store: st, out: as}
+	cl, err := openCluster(cfg, log, reg)
+	if err != nil {
+		return nil, errors.Join(err, as.Close(context.Background()), st.Close())
+	}
+	p := &pipeline{async: as, store: st, cluster: cl, out: as}
+	switch cl.role {
+	case config.RoleEdge:
+		p.out = detect.Fanout(as, cl.async)
+	case config.RoleDetector:
+		// This node's own events come back from the stream with every
+		// other node's, into the store and the rules: written once.
+		p.out = cl.async
+	}
 	stat := func(name, help string, get func(detect.AsyncStats) uint64) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "seccloud_events_" + name + "_total", Help: help},
 			func() float64 { return float64(get(as.Stats())) }))
@@ -54,9 +67,18 @@ func openPipeline(cfg *config.Config, log *slog.Logger, reg prometheus.Registere
 }
 
 // attach adds the detection side; call it before any function starts.
+// On an edge node the detection side stays idle (the detector node judges
+// every node's events); on the detector it is fed from the stream.
 func (p *pipeline) attach(d *detection) {
 	p.det = d
-	p.out = detect.Fanout(p.async, d.async)
+	if p.cluster.role == config.RoleStandalone {
+		p.out = detect.Fanout(p.async, d.async)
+	}
+}
+
+// start starts reading the cluster stream on a detector node.
+func (p *pipeline) start() {
+	p.cluster.start(p.store, p.det.engine)
 }
 
 // Sink is the sink the security functions emit to.
@@ -70,6 +92,9 @@ func (p *pipeline) flush(ctx context.Context, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	err := p.async.Flush(ctx)
+	if p.cluster.async != nil {
+		err = errors.Join(err, p.cluster.async.Flush(ctx))
+	}
 	if p.det != nil {
 		err = errors.Join(err, p.det.async.Flush(ctx))
 	}
@@ -89,7 +114,7 @@ func (p *pipeline) ready() (string, bool) {
 // (rule queue, notifier, incident journal) and closes the store. The
 // functions must have stopped emitting.
 func (p *pipeline) close(ctx context.Context) error {
-	err := p.async.Close(ctx)
+	err := errors.Join(p.cluster.close(ctx), p.async.Close(ctx))
 	if p.det != nil {
 		err = errors.Join(err, p.det.close(ctx))
 	}
