@@ -25,16 +25,39 @@ import (
 	"github.com/jichitai/seccloud/detect/store"
 )
 
-// buildBinary builds seccloud into a temporary directory.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	binErr    error
+)
+
+// buildBinary builds seccloud once per test run into a temporary
+// directory (removed by TestMain).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "seccloud")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	return bin
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "seccloud-bin"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "seccloud")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %w: %s", err, out)
+		}
+	})
+	require.NoError(t, binErr)
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 func freeAddr(t *testing.T) string {
