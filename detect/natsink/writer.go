@@ -437,3 +437,6 @@ func (w *Writer) closeConn() {
 		w.nc.Close()
 	}
 }
+
+// Connected reports whether the connection to the NATS server is up.
+func (w *Writer) Connected() bool { return w.nc.IsConnected() }

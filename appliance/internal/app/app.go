@@ -149,8 +149,9 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	}
 	bctx, stopBackups := context.WithCancel(ctx)
 	defer stopBackups()
-	backupsDone := make(chan struct{})
-	go func() { defer close(backupsDone); a.runBackups(bctx) }()
+	var bg sync.WaitGroup // background work that emits events
+	bg.Go(func() { a.runBackups(bctx) })
+	bg.Go(func() { a.watchHealth(bctx, healthInterval) })
 	errc := make(chan error, 1)
 	go func() { errc <- a.console.Serve(a.ln) }()
 	a.serving.Store(true)
@@ -171,7 +172,7 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 		err = errors.Join(err, a.funcs[i].stop(sctx))
 	}
 	stopBackups()
-	<-backupsDone // a backup in progress stops at its next file
+	bg.Wait() // a backup in progress stops at its next file
 	a.audit("shutdown", "success", "graceful shutdown", tenant.Generation{})
 	err = errors.Join(err, a.events.close(sctx))
 	if rerr := os.Remove(cfg.RunFile()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {

@@ -1,0 +1,91 @@
+package app
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/store"
+)
+
+// TestDependencyDownAndBack: an edge node whose NATS server is not up
+// reports the dependency down (an alert event and the metric), and back up
+// once nats-server starts on that address.
+func TestDependencyDownAndBack(t *testing.T) {
+	if _, err := exec.LookPath("nats-server"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nats-server not found (CI=true)")
+		}
+		t.Skip("nats-server not found")
+	}
+	old := healthInterval
+	healthInterval = 100 * time.Millisecond
+	t.Cleanup(func() { healthInterval = old })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+
+	// Stop nats-server after the appliance (cleanups run last-in first-out),
+	// so the appliance's stream queue drains at shutdown.
+	var nats *exec.Cmd
+	t.Cleanup(func() {
+		if nats != nil {
+			_ = nats.Process.Kill()
+			_ = nats.Wait()
+		}
+	})
+	a, _ := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0"}
+functions: {proxy: false, dns: false, mail: false, waf: false}
+cluster: {nats: "nats://`+addr+`", role: edge, node: e1}
+tenants:
+  - {id: aoba, name: あおば市, networks: [127.0.1.0/24], egress_addr: 127.0.0.1}
+`)
+	events := func() []detect.Event {
+		// The local store only: the stream's queue waits for NATS.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, a.events.async.Flush(ctx))
+		var out []detect.Event
+		require.NoError(t, a.events.store.Query(context.Background(), store.Filter{Module: "appliance",
+			Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)}, func(e detect.Event) error {
+			if e.Dataset == "appliance.health" {
+				out = append(out, e)
+			}
+			return nil
+		}))
+		return out
+	}
+	require.Eventually(t, func() bool {
+		for _, e := range events() {
+			if e.Kind == "alert" && e.Action == "component_down" && strings.Contains(e.Message, "dep/cluster/nats") {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond)
+
+	cmd := exec.Command("nats-server", "-js", "-sd", t.TempDir(), "-a", "127.0.0.1", "-p", port)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	require.NoError(t, cmd.Start())
+	nats = cmd
+	require.Eventually(t, func() bool {
+		for _, e := range events() {
+			if e.Action == "component_up" && strings.Contains(e.Message, "dep/cluster/nats is back") {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond)
+}
