@@ -318,12 +318,20 @@ func cmdVersion(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// buildVersion, when set at link time (-ldflags "-X main.buildVersion=v1.2.0"),
+// replaces the module version, for builds without VCS information (a
+// source tarball).
+var buildVersion string
+
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
+		return buildVersion
 	}
 	v := bi.Main.Version
+	if buildVersion != "" {
+		v = buildVersion
+	}
 	for _, s := range bi.Settings {
 		if s.Key == "vcs.revision" {
 			v += " " + s.Value
