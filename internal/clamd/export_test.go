@@ -1,0 +1,4 @@
+package clamd
+
+// ParseReply exposes parseReply to the external tests.
+var ParseReply = parseReply
