@@ -59,6 +59,10 @@ type Config struct {
 	// NoSync skips fsync (tests, benchmarks). By default every record but
 	// the event-count updates is fsynced before the call returns.
 	NoSync bool
+	// CompactSize compacts the journal (see Manager.Compact) when it has
+	// grown past this size and twice its size after the last compaction.
+	// Zero means 64 MiB; negative never compacts on its own.
+	CompactSize int64
 	// Logger receives journal errors; nil discards.
 	Logger *slog.Logger
 }
@@ -70,16 +74,17 @@ type Manager struct {
 	cfg Config
 	log *slog.Logger
 
-	mu     sync.Mutex
-	f      *os.File
-	incs   map[string]*Incident
-	order  []string          // ids in opening order
-	latest map[string]string // dedup key -> id of the latest incident
-	seq    int
-	dirty  map[string]*pending // count updates not yet in the journal
-	size   int64               // journal bytes written in whole records
-	closed bool
-	err    error // first journal write error
+	mu        sync.Mutex
+	f         *os.File
+	incs      map[string]*Incident
+	order     []string          // ids in opening order
+	latest    map[string]string // dedup key -> id of the latest incident
+	seq       int
+	dirty     map[string]*pending // count updates not yet in the journal
+	size      int64               // journal bytes written in whole records
+	compactAt int64               // size that triggers the next compaction
+	closed    bool
+	err       error // first journal write error
 }
 
 var _ rules.Handler = (*Manager)(nil)
@@ -140,6 +145,10 @@ func Open(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("incident: %w", err)
 	}
 	m.size = end
+	if cfg.CompactSize == 0 {
+		m.cfg.CompactSize = 64 << 20
+	}
+	m.compactAt = max(m.cfg.CompactSize, 2*end)
 	return m, nil
 }
 
@@ -266,7 +275,11 @@ func (m *Manager) write(rec *record, sync bool) error {
 	if err := m.writeRaw(rec, sync); err != nil {
 		return err
 	}
-	return m.applyRecord(rec)
+	if err := m.applyRecord(rec); err != nil {
+		return err
+	}
+	m.maybeCompact()
+	return nil
 }
 
 // writeRaw appends a record to the journal. Called with m.mu held.
@@ -295,6 +308,19 @@ func (m *Manager) writeRaw(rec *record, sync bool) error {
 		}
 	}
 	return nil
+}
+
+// maybeCompact compacts the journal once it has grown enough. Called with
+// m.mu held, only when the in-memory state holds every journaled record
+// (after it was applied), since compaction writes that state.
+func (m *Manager) maybeCompact() {
+	if m.cfg.CompactSize <= 0 || m.size < m.compactAt {
+		return
+	}
+	if err := m.compactLocked(); err != nil {
+		m.log.Warn("incident: journal compaction failed; it goes on growing", "err", err)
+		m.compactAt = m.size + m.cfg.CompactSize
+	}
 }
 
 func (m *Manager) fail(err error) {
@@ -530,4 +556,113 @@ func (m *Manager) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// ReadJournal reads the incidents of the journal in dir without opening it
+// for writing (for reports and tools running beside the appliance): the
+// incidents in opening order, as the Manager would have them after Open.
+// A torn or half-written last line is ignored, not truncated; a corrupt line
+// followed by others is an error naming it. A missing journal gives no
+// incidents.
+func ReadJournal(dir string) ([]Incident, error) {
+	path := filepath.Join(dir, JournalName)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("incident: %w", err)
+	}
+	defer f.Close()
+	m := &Manager{incs: map[string]*Incident{}, latest: map[string]string{}, dirty: map[string]*pending{}}
+	r := bufio.NewReaderSize(f, 1<<16)
+	line := 0
+	for {
+		b, err := r.ReadBytes('\n')
+		if err == io.EOF {
+			break // a last line without its newline is being written or torn
+		}
+		if err != nil {
+			return nil, fmt.Errorf("incident: reading %s: %w", path, err)
+		}
+		line++
+		var rec record
+		perr := json.Unmarshal(bytes.TrimSpace(b), &rec)
+		if perr == nil {
+			perr = m.applyRecord(&rec)
+		}
+		if perr != nil {
+			if _, err := r.Peek(1); err == io.EOF {
+				break
+			}
+			return nil, fmt.Errorf("incident: %s:%d: corrupt record: %v", path, line, perr)
+		}
+	}
+	out := make([]Incident, 0, len(m.order))
+	for _, id := range m.order {
+		out = append(out, m.incs[id].clone())
+	}
+	return out, nil
+}
+
+// Compact rewrites the journal as one "open" record per incident holding
+// its whole current state (timeline, count, event sample), in opening
+// order, replacing the file atomically (temp file, fsync, rename, fsync of
+// the directory). Replaying the compacted journal gives the same incidents.
+// Pending count updates are folded in. Safe for concurrent use; writes wait
+// while it runs.
+func (m *Manager) Compact() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return m.compactLocked()
+}
+
+// compactLocked is Compact with m.mu held.
+func (m *Manager) compactLocked() error {
+	path := filepath.Join(m.cfg.Dir, JournalName)
+	tmp := path + ".compact"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("incident: compact: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<16)
+	var size int64
+	for _, id := range m.order {
+		b, err := json.Marshal(&record{Op: "open", Inc: m.incs[id]})
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("incident: compact: %w", err)
+		}
+		b = append(b, '\n')
+		if _, err := w.Write(b); err != nil {
+			f.Close()
+			os.Remove(tmp)
+			return fmt.Errorf("incident: compact: %w", err)
+		}
+		size += int64(len(b))
+	}
+	err = errors.Join(w.Flush(), f.Sync())
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("incident: compact: %w", err)
+	}
+	if d, derr := os.Open(m.cfg.Dir); derr == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	// The new file is the journal now; the pending counts are in it.
+	m.f.Close()
+	m.f, m.size = f, size
+	m.compactAt = max(m.cfg.CompactSize, 2*size)
+	clear(m.dirty)
+	m.log.Info("incident: journal compacted", "incidents", len(m.order), "bytes", size)
+	return nil
 }

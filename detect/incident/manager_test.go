@@ -2,6 +2,7 @@ package incident_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -280,4 +281,112 @@ func TestJudgeEvidenceStored(t *testing.T) {
 	assert.Equal(t, "www.city.example.jp", inc.Host)
 	assert.NotEmpty(t, inc.Evidence)
 	assert.Equal(t, inc.Evidence, inc.Timeline[0].Evidence)
+}
+
+// ReadJournal reads what a running Manager wrote, ignores a half-written
+// last line without cutting it, and changes nothing.
+func TestReadJournal(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	m := open(t, dir, c, nil)
+	r := testRule(t)
+	id, _ := m.Add(alert(r, "x", t0, detect.ActionBlock))
+	require.NoError(t, m.Note(id, "suzuki", "確認中"))
+	want := m.List(incident.Filter{})
+
+	path := filepath.Join(dir, incident.JournalName)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(`{"op":"entry","id":"` + id + `","entry":{"ti`)
+	require.NoError(t, err)
+	f.Close()
+	st1, _ := os.Stat(path)
+
+	got, err := incident.ReadJournal(dir)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, want[0].ID, got[0].ID)
+	assert.Equal(t, len(want[0].Timeline), len(got[0].Timeline))
+	assert.Equal(t, want[0].Count, got[0].Count)
+	st2, _ := os.Stat(path)
+	assert.Equal(t, st1.Size(), st2.Size(), "read-only: nothing cut")
+
+	none, err := incident.ReadJournal(t.TempDir())
+	require.NoError(t, err)
+	assert.Empty(t, none)
+}
+
+// Compact keeps every incident as it was and shrinks a journal of many
+// count updates and entries; writing goes on after it.
+func TestCompact(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	m := open(t, dir, c, nil)
+	r := testRule(t)
+	var id string
+	for i := range 300 {
+		id, _ = m.Add(alert(r, "x", t0.Add(time.Duration(i)*time.Second), detect.ActionBlock))
+		c.Add(2 * time.Second) // every count update is journaled
+	}
+	require.NoError(t, m.Note(id, "suzuki", "確認中"))
+	_, _ = m.Add(alert(r, "y", t0, detect.ActionBlock)) // a pending, coalesced count
+	_, _ = m.Add(alert(r, "y", t0.Add(time.Second), detect.ActionBlock))
+	want := m.List(incident.Filter{})
+	path := filepath.Join(dir, incident.JournalName)
+	st1, _ := os.Stat(path)
+	require.NoError(t, m.Compact())
+	st2, _ := os.Stat(path)
+	assert.Less(t, st2.Size(), st1.Size())
+	require.NoError(t, m.Note(id, "suzuki", "対応完了"))
+	require.NoError(t, m.Close())
+
+	m2 := open(t, dir, c, nil)
+	got := m2.List(incident.Filter{})
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.Equal(t, want[i].ID, got[i].ID)
+		assert.Equal(t, want[i].Count, got[i].Count)
+		assert.Equal(t, want[i].Last, got[i].Last)
+	}
+	assert.Len(t, got[0].Timeline, len(want[0].Timeline)+1, "the note written after compaction")
+	id3, err := m2.Add(alert(r, "z", t0, detect.ActionBlock))
+	require.NoError(t, err)
+	assert.Equal(t, "INC-20261102-00003", id3)
+}
+
+// With a small CompactSize the journal compacts itself while running and
+// stays bounded; a restart replays the same incidents.
+func TestAutoCompact(t *testing.T) {
+	run := func(dir string, compact int64) (*incident.Manager, string, int64) {
+		c := newClock()
+		m, err := incident.Open(incident.Config{Dir: dir, Now: c.Now, NoSync: true, CompactSize: compact})
+		require.NoError(t, err)
+		r := testRule(t)
+		var id string
+		for i := range 400 {
+			id, _ = m.Add(alert(r, "x", t0.Add(time.Duration(i)*time.Second), detect.ActionBlock))
+			require.NoError(t, m.Note(id, "soc", fmt.Sprintf("確認 %d", i)))
+			c.Add(2 * time.Second)
+		}
+		st, err := os.Stat(filepath.Join(dir, incident.JournalName))
+		require.NoError(t, err)
+		return m, id, st.Size()
+	}
+	plain, _, full := run(t.TempDir(), -1)
+	require.NoError(t, plain.Close())
+	dir := t.TempDir()
+	m, id, size := run(dir, 16<<10)
+	t.Logf("journal: %d bytes without compaction, %d with", full, size)
+	assert.Less(t, size, full*3/4, "compacted while running")
+	want, _ := m.Get(id)
+	require.NoError(t, m.Close())
+	c := newClock()
+	m2, err := incident.Open(incident.Config{Dir: dir, Now: c.Now, NoSync: true})
+	require.NoError(t, err)
+	defer m2.Close()
+	got, ok := m2.Get(id)
+	require.True(t, ok)
+	assert.Equal(t, want.Count, got.Count)
+	assert.Equal(t, len(want.Timeline), len(got.Timeline))
+	assert.Len(t, m2.List(incident.Filter{}), 1)
 }

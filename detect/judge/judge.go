@@ -16,6 +16,13 @@ type VulnLookup interface {
 	IsVulnerable(tenant, host string) (vulnerable, known bool)
 }
 
+// VulnDetails is an optional interface of a VulnLookup: the findings behind
+// a "vulnerable" answer (e.g. "CVE-2021-41773 (http_server 2.4.49: …)"),
+// recorded in the evidence of a level raised to 3. detect/vuln implements it.
+type VulnDetails interface {
+	VulnEvidence(tenant, host string) []string
+}
+
 // VulnFunc adapts a function to a VulnLookup.
 type VulnFunc func(tenant, host string) (bool, bool)
 
@@ -142,6 +149,15 @@ func (d *Default) Judge(in Input) Judgement {
 		} else {
 			add("判断の基礎となる事象がありません。", "No deciding event.")
 		}
+		if in.Rule != nil && in.Rule.Infection && len(stopped) > 0 {
+			// The traffic was cut, but the match itself shows the terminal
+			// is (likely) infected: blocking does not undo that.
+			j.Severity = detect.SeverityReached
+			add("ただし、この検知は端末の感染を示すもので、通信の遮断では解消しません。SOCが端末を確認します。",
+				"But this detection shows the terminal is likely infected, which blocking does not undo: the SOC must check the terminal.")
+			add("危険度2: 攻撃が到達（成否確認中）。", "Level 2: the attack reached its target; success to be confirmed.")
+			return j
+		}
 		j.Severity = detect.SeverityStopped
 		add("危険度1: 攻撃を防御。", "Level 1: attack attempted and stopped.")
 		return j
@@ -192,6 +208,11 @@ func (d *Default) Judge(in Input) Judgement {
 			j.Severity = detect.SeveritySucceeded
 			add(fmt.Sprintf("対象 %s はこの攻撃に対して脆弱であると登録されています。", j.Host),
 				fmt.Sprintf("The target %s is recorded as vulnerable.", j.Host))
+			if dv, ok := d.Vuln.(VulnDetails); ok {
+				for _, line := range dv.VulnEvidence(in.Tenant, j.Host) {
+					add("脆弱性: "+line, "Vulnerability: "+line)
+				}
+			}
 			add("危険度3: 攻撃が成功した可能性が高い。", "Level 3: the attack very likely succeeded.")
 			return j
 		case known:

@@ -107,6 +107,7 @@ type Stats struct {
 	Late       uint64 // events too late for correlations
 	Future     uint64 // events too far in the future (clamped to now)
 	GroupsFull uint64 // events refused because a correlation held MaxGroups
+	Filtered   uint64 // events dropped by a global filter, or rule matches dropped by a rule's filter
 }
 
 // Engine matches events against a rule [Set] and correlates the matches.
@@ -125,7 +126,7 @@ type Engine struct {
 
 	watermark atomic.Int64
 
-	events, matches, alerts, late, future, full atomic.Uint64
+	events, matches, alerts, late, future, full, filtered atomic.Uint64
 }
 
 var _ detect.BatchWriter = (*Engine)(nil)
@@ -222,7 +223,7 @@ func itoa(n int64) string {
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	return Stats{Events: e.events.Load(), Matches: e.matches.Load(), Alerts: e.alerts.Load(),
-		Late: e.late.Load(), Future: e.future.Load(), GroupsFull: e.full.Load()}
+		Late: e.late.Load(), Future: e.future.Load(), GroupsFull: e.full.Load(), Filtered: e.filtered.Load()}
 }
 
 // WriteEvents processes a batch; it never fails. It lets an Engine be the
@@ -250,10 +251,22 @@ func (e *Engine) Process(ev *detect.Event) {
 		is = e.cfg.Intel.Load()
 	}
 	c.reset(ev, is)
+	for _, f := range s.global {
+		if f.filterApplies(ev) && !f.cond.eval(c) {
+			e.filtered.Add(1)
+			c.e = nil
+			e.pool.Put(c)
+			return
+		}
+	}
 	var matched []*Rule
 	var buf [8]*Rule
 	for _, r := range cands {
 		if r.cond.eval(c) {
+			if len(s.filters) > 0 && filteredOut(s.filters[r], ev, c) {
+				e.filtered.Add(1)
+				continue
+			}
 			if matched == nil {
 				matched = buf[:0]
 			}
@@ -737,4 +750,14 @@ func (e *Engine) groupAlert(r *Rule, g *group, n int, evs, final []stamped) *Ale
 		}
 	}
 	return a
+}
+
+// filteredOut reports whether one of a rule's filters drops ev.
+func filteredOut(fs []*Rule, ev *detect.Event, c *evalCtx) bool {
+	for _, f := range fs {
+		if f.filterApplies(ev) && !f.cond.eval(c) {
+			return true
+		}
+	}
+	return false
 }

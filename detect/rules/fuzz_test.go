@@ -19,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("id: a\ndetection:\n  s:\n    url.full|contains|all: [a, b]\n    source.ip|cidr: 10.0.0.0/8\n  condition: not s or (s and 1 of s*)\n"))
 	f.Add([]byte("name: a\ndetection: {s: {message: 'a*b?c\\\\*'}, condition: s}\n---\nid: c\ncorrelation: {type: temporal, rules: [a, a], group-by: [x], aliases: {x: {a: source.ip}}, timespan: 1m}\n"))
+	f.Add([]byte(filterRules))
 	evs := benchEvents()[:16]
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, err := rules.Parse("fuzz.yml", bytes.NewReader(data))

@@ -103,8 +103,16 @@ type Rule struct {
 	// deciding events reached their target is itself evidence that the
 	// attack succeeded (e.g. a terminal talking to C&C).
 	Success bool
+	// Infection is the seccloud extension `seccloud.infection`: a match
+	// shows the terminal itself is (likely) infected (DGA lookups, DNS
+	// tunnelling, beaconing), so a blocked match is still level 2 for the
+	// judge, not 1.
+	Infection bool
 	// Correlation is set for correlation rules.
 	Correlation *Correlation
+	// Filter is set for filter rules (Sigma filters): the detection part
+	// is the condition an event must meet for the filtered rules to see it.
+	Filter *Filter
 
 	module  string // event.module prefilter; "" = every module
 	cond    *node
@@ -170,7 +178,7 @@ var knownTop = map[string]bool{
 	"title": true, "id": true, "name": true, "status": true, "description": true,
 	"author": true, "date": true, "modified": true, "references": true, "tags": true,
 	"level": true, "falsepositives": true, "fields": true, "related": true,
-	"license": true, "logsource": true, "detection": true, "correlation": true,
+	"license": true, "logsource": true, "detection": true, "correlation": true, "filter": true,
 	"seccloud": true, "taxonomy": true, "scope": true,
 }
 
@@ -246,9 +254,10 @@ func cleanYAMLErr(err error) string {
 }
 
 type ruleParser struct {
-	file string
-	rule *Rule
-	errs Errors
+	file    string
+	rule    *Rule
+	errs    Errors
+	tenants []string // seccloud.tenants
 }
 
 func (p *ruleParser) errf(n *yaml.Node, format string, a ...any) {
@@ -330,8 +339,8 @@ func parseRule(file string, root *yaml.Node) (*Rule, Errors) {
 		return nil, p.errs
 	}
 	r := p.rule
-	var detection, correlation, seccloud *yaml.Node
-	var corrKey *yaml.Node
+	var detection, correlation, filter, seccloud *yaml.Node
+	var corrKey, filterKey *yaml.Node
 	for _, kv := range pairs {
 		k, v := kv[0], kv[1]
 		switch k.Value {
@@ -369,6 +378,8 @@ func parseRule(file string, root *yaml.Node) (*Rule, Errors) {
 			detection = v
 		case "correlation":
 			correlation, corrKey = v, k
+		case "filter":
+			filter, filterKey = v, k
 		case "seccloud":
 			seccloud = v
 		default:
@@ -383,15 +394,22 @@ func parseRule(file string, root *yaml.Node) (*Rule, Errors) {
 	switch {
 	case detection != nil && correlation != nil:
 		p.errf(corrKey, "a rule has either detection or correlation, not both")
+	case filter != nil && (detection != nil || correlation != nil):
+		p.errf(filterKey, "a rule has one of detection, correlation or filter")
 	case detection != nil:
 		p.detection(detection)
 	case correlation != nil:
 		p.correlation(correlation)
+	case filter != nil:
+		p.filter(filter)
 	default:
-		p.errf(root, "rule has neither detection nor correlation")
+		p.errf(root, "rule has neither detection, correlation nor filter")
 	}
 	if seccloud != nil {
 		p.extension(seccloud)
+	}
+	if r.Filter == nil && p.tenants != nil {
+		p.errf(seccloud, "seccloud.tenants is for filters only")
 	}
 	return r, p.errs
 }
@@ -715,8 +733,27 @@ func (p *ruleParser) extension(n *yaml.Node) {
 			p.rule.Success = b
 		case "success_when":
 			p.rule.success = p.selection("success_when", kv[1])
+		case "infection":
+			s, ok := p.scalar(kv[1], "seccloud.infection")
+			if !ok {
+				continue
+			}
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				p.errf(kv[1], "seccloud.infection must be true or false")
+				continue
+			}
+			p.rule.Infection = b
+		case "tenants":
+			p.tenants = p.stringList(kv[1], "seccloud.tenants")
+			if p.tenants == nil {
+				p.tenants = []string{}
+			}
+			if p.rule.Filter != nil {
+				p.rule.Filter.Tenants = p.tenants
+			}
 		default:
-			p.errf(kv[0], "unknown seccloud key %q (known: success, success_when)", kv[0].Value)
+			p.errf(kv[0], "unknown seccloud key %q (known: success, success_when, infection, tenants)", kv[0].Value)
 		}
 	}
 }
@@ -865,4 +902,55 @@ func parseTimespan(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("must be between 1ns and 366d")
 	}
 	return d, nil
+}
+
+// Filter is the filter part of a rule (a Sigma filter): events of the
+// filtered rules pass only when they meet the filter's condition, e.g.
+// "not selection" drops the events the selection matches.
+type Filter struct {
+	// Rules are the filtered rules (by id or name in the file); empty means
+	// every rule: a global filter, evaluated once per event, that keeps the
+	// events it drops away from all rules and correlations.
+	Rules []*Rule
+	// Tenants limits the filter to events of these tenants (seccloud
+	// extension seccloud.tenants); empty means every tenant.
+	Tenants []string
+
+	refs []string
+}
+
+// applies reports whether filter rule f concerns ev (module and tenant).
+func (r *Rule) filterApplies(ev *detect.Event) bool {
+	if r.module != "" && r.module != ev.Module {
+		return false
+	}
+	if len(r.Filter.Tenants) == 0 {
+		return true
+	}
+	for _, t := range r.Filter.Tenants {
+		if t == ev.Tenant {
+			return true
+		}
+	}
+	return false
+}
+
+// filter parses a filter: a detection with an optional rules list.
+func (p *ruleParser) filter(n *yaml.Node) {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, "filter must be a mapping")
+		return
+	}
+	f := &Filter{Tenants: p.tenants}
+	p.rule.Filter = f
+	det := &yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "rules" {
+			f.refs = p.stringList(n.Content[i+1], "filter.rules")
+			continue
+		}
+		det.Content = append(det.Content, n.Content[i], n.Content[i+1])
+	}
+	p.detection(det)
 }

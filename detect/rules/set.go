@@ -19,6 +19,8 @@ type Set struct {
 	generic  []*Rule            // detection rules without module
 	corrs    []*Rule
 	uses     map[*Rule][]corrUse
+	global   []*Rule           // filters of every rule
+	filters  map[*Rule][]*Rule // filters of one rule
 }
 
 type corrUse struct {
@@ -51,7 +53,7 @@ func Compile(rules []*Rule) (*Set, error) {
 	fail := func(r *Rule, format string, a ...any) {
 		errs = append(errs, &Error{File: r.File, Line: r.Line, Rule: r.ID, Msg: fmt.Sprintf(format, a...)})
 	}
-	s := &Set{rules: rules, byModule: map[string][]*Rule{}, uses: map[*Rule][]corrUse{}}
+	s := &Set{rules: rules, byModule: map[string][]*Rule{}, uses: map[*Rule][]corrUse{}, filters: map[*Rule][]*Rule{}}
 	for _, r := range rules {
 		r.referenced, r.generate = false, false
 	}
@@ -71,6 +73,29 @@ func Compile(rules []*Rule) (*Set, error) {
 		}
 	}
 	for _, r := range rules {
+		f := r.Filter
+		if f == nil {
+			continue
+		}
+		f.Rules = f.Rules[:0]
+		if len(f.refs) == 0 {
+			s.global = append(s.global, r)
+			continue
+		}
+		for _, ref := range f.refs {
+			d, found := byRef[ref]
+			switch {
+			case !found:
+				fail(r, "filter refers to unknown rule %q", ref)
+			case d.Filter != nil:
+				fail(r, "filter refers to filter %q", ref)
+			default:
+				f.Rules = append(f.Rules, d)
+				s.filters[d] = append(s.filters[d], r)
+			}
+		}
+	}
+	for _, r := range rules {
 		c := r.Correlation
 		if c == nil {
 			continue
@@ -85,6 +110,9 @@ func Compile(rules []*Rule) (*Set, error) {
 				ok = false
 			case d.Correlation != nil:
 				fail(r, "correlation refers to correlation %q (chains are not supported)", ref)
+				ok = false
+			case d.Filter != nil:
+				fail(r, "correlation refers to filter %q", ref)
 				ok = false
 			default:
 				c.Rules = append(c.Rules, d)
@@ -132,7 +160,7 @@ func Compile(rules []*Rule) (*Set, error) {
 		return nil, errs
 	}
 	for _, r := range rules {
-		if r.Correlation != nil {
+		if r.Correlation != nil || r.Filter != nil {
 			continue
 		}
 		if r.module == "" {
@@ -140,7 +168,7 @@ func Compile(rules []*Rule) (*Set, error) {
 		}
 	}
 	for _, r := range rules {
-		if r.Correlation != nil || r.module == "" {
+		if r.Correlation != nil || r.Filter != nil || r.module == "" {
 			continue
 		}
 		if _, ok := s.byModule[r.module]; !ok {
@@ -150,7 +178,7 @@ func Compile(rules []*Rule) (*Set, error) {
 	for m := range s.byModule {
 		var list []*Rule
 		for _, r := range rules {
-			if r.Correlation == nil && (r.module == m || r.module == "") {
+			if r.Correlation == nil && r.Filter == nil && (r.module == m || r.module == "") {
 				list = append(list, r)
 			}
 		}
