@@ -20,6 +20,12 @@ type countSink struct{ n int }
 func (c *countSink) Emit(detect.Event) {}
 
 func benchServer(b *testing.B, sink detect.Sink) (*Server, *Cache) {
+	return benchServerDet(b, sink, true)
+}
+
+// benchServerDet builds the benchmark server: the appliance's chain
+// (policy, then the detector when det, then the cache).
+func benchServerDet(b *testing.B, sink detect.Sink, det bool) (*Server, *Cache) {
 	snap, err := tenant.NewSnapshot([]tenant.Tenant{{ID: "bench", Name: "bench", Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Policy: tenant.Policy{EgressOptional: true}}}, tenant.Options{})
 	if err != nil {
@@ -38,7 +44,15 @@ func benchServer(b *testing.B, sink detect.Sink) (*Server, *Cache) {
 	b.Cleanup(func() { cache.Close() })
 	iset, _ := intel.FromDomains("c2c.example")
 	pol, _ := NewPolicy(PolicyConfig{Intel: intel.NewLive(iset)})
-	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", Directory: tenant.NewLive(snap), Handler: Chain(cache, pol.Middleware), Sink: sink})
+	cfg := ServerConfig{Addr: "127.0.0.1:0", Directory: tenant.NewLive(snap), Handler: Chain(cache, pol.Middleware), Sink: sink}
+	if det {
+		d, err := NewDetector(DetectorConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Handler, cfg.Observer = Chain(cache, pol.Middleware, d.Middleware), d
+	}
+	srv, err := NewServer(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +92,12 @@ func (w *discardWriter) Detach(r *Request) ResponseWriter { return &discardWrite
 // BenchmarkServeCacheHit is the CPU cost of one cached answer without the
 // sockets: parse, tenant, policy, cache lookup, patching, query-log event.
 func BenchmarkServeCacheHit(b *testing.B) {
-	srv, cache := benchServer(b, new(countSink))
+	b.Run("detector", func(b *testing.B) { benchServeCacheHit(b, true) })
+	b.Run("no-detector", func(b *testing.B) { benchServeCacheHit(b, false) })
+}
+
+func benchServeCacheHit(b *testing.B, det bool) {
+	srv, cache := benchServerDet(b, new(countSink), det)
 	qs := benchQueries(b, 10000)
 	client := netip.MustParseAddrPort("127.0.0.1:40000")
 	{ // warm

@@ -53,16 +53,19 @@ const (
 	DefaultMaxTTL         = 24 * time.Hour
 	DefaultNegativeMaxTTL = time.Hour
 	DefaultStaleTTL       = 24 * time.Hour
-	DefaultStaleAnswerTTL = 30 * time.Second
-	DefaultResolveTimeout = 5 * time.Second
-	cacheShards           = 64
-	entryOverhead         = 240 // entry struct, map slot, key string header, slices' headers
-	minPrefetchTTL        = 10 * time.Second
-	prefetchFraction      = 10 // prefetch in the last 1/10 of the TTL
-	defaultCacheUDPSize   = DefaultUDPSize
-	maxStoredMessage      = 65535
-	staleRecheck          = 30 * time.Second // RFC 8767 failure recheck timer
-	workerIdle            = 5 * time.Second
+	// DefaultStaleAnswerTimeout is RFC 8767's recommended client response
+	// timer.
+	DefaultStaleAnswerTimeout = 1800 * time.Millisecond
+	DefaultStaleAnswerTTL     = 30 * time.Second
+	DefaultResolveTimeout     = 5 * time.Second
+	cacheShards               = 64
+	entryOverhead             = 240 // entry struct, map slot, key string header, slices' headers
+	minPrefetchTTL            = 10 * time.Second
+	prefetchFraction          = 10 // prefetch in the last 1/10 of the TTL
+	defaultCacheUDPSize       = DefaultUDPSize
+	maxStoredMessage          = 65535
+	staleRecheck              = 30 * time.Second // RFC 8767 failure recheck timer
+	workerIdle                = 5 * time.Second
 )
 
 // CacheConfig configures a Cache. Resolver is required; every other zero
@@ -90,6 +93,12 @@ type CacheConfig struct {
 	// StaleAnswerTTL is the TTL of stale answers; zero means
 	// DefaultStaleAnswerTTL (30 s, RFC 8767).
 	StaleAnswerTTL time.Duration
+	// StaleAnswerTimeout is RFC 8767's client response timer: a client
+	// asking for an expired (still stale-usable) entry whose refresh has
+	// not ended after this long gets the stale answer; the refresh goes on
+	// and fills the cache. Zero means DefaultStaleAnswerTimeout (1.8 s);
+	// negative waits for the refresh (stale only when it fails).
+	StaleAnswerTimeout time.Duration
 	// ResolveTimeout bounds one resolution; zero means
 	// DefaultResolveTimeout (5 s).
 	ResolveTimeout time.Duration
@@ -172,8 +181,11 @@ type entry struct {
 
 // flight is one resolution in progress and the queries waiting for it.
 type flight struct {
-	waiters []waiter
-	stale   *entry
+	waiters     []waiter
+	stale       *entry
+	done        bool        // resolve has taken the waiters
+	staleServed bool        // the client response timer fired: waiters get stale
+	timer       *time.Timer // the client response timer, if any
 }
 
 type waiter struct {
@@ -210,6 +222,9 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	}
 	if cfg.StaleAnswerTTL == 0 {
 		cfg.StaleAnswerTTL = DefaultStaleAnswerTTL
+	}
+	if cfg.StaleAnswerTimeout == 0 {
+		cfg.StaleAnswerTimeout = DefaultStaleAnswerTimeout
 	}
 	if cfg.ResolveTimeout == 0 {
 		cfg.ResolveTimeout = DefaultResolveTimeout
@@ -303,6 +318,14 @@ func (c *Cache) join(w ResponseWriter, r *Request, stale *entry) {
 	c.fmu.Lock()
 	f, ok := c.flights[string(r.key)]
 	if ok {
+		if w != nil && f.staleServed {
+			// The refresh is slow: answer stale at once.
+			c.fmu.Unlock()
+			c.stale.Add(1)
+			wt.r.Source = "stale"
+			_, _ = c.answer(wt.w, wt.r, f.stale, c.now().UnixNano(), true)
+			return
+		}
 		if w != nil {
 			wt.r.Source = "coalesced"
 			f.waiters = append(f.waiters, wt)
@@ -312,6 +335,9 @@ func (c *Cache) join(w ResponseWriter, r *Request, stale *entry) {
 		return
 	}
 	f = &flight{stale: stale}
+	if stale != nil && w != nil && c.cfg.StaleTTL > 0 && c.cfg.StaleAnswerTimeout > 0 {
+		f.timer = time.AfterFunc(c.cfg.StaleAnswerTimeout, func() { c.staleTimer(f) })
+	}
 	if w != nil {
 		wt.r.Source = "upstream"
 		f.waiters = append(f.waiters, wt)
@@ -380,7 +406,13 @@ func (c *Cache) resolve(key string, q Question) {
 	c.fmu.Lock()
 	f := c.flights[key]
 	delete(c.flights, key)
+	f.done = true
+	waiters := f.waiters
+	f.waiters = nil
 	c.fmu.Unlock()
+	if f.timer != nil {
+		f.timer.Stop()
+	}
 	stale := f.stale
 	if stale == nil && failed {
 		// A prefetch or refresh may have found the old entry gone from the
@@ -392,7 +424,7 @@ func (c *Cache) resolve(key string, q Question) {
 	if failed && stale != nil {
 		stale.recheck.Store(now + int64(staleRecheck))
 	}
-	for _, wt := range f.waiters {
+	for _, wt := range waiters {
 		switch {
 		case failed && stale != nil && c.cfg.StaleTTL > 0:
 			c.stale.Add(1)
@@ -405,6 +437,26 @@ func (c *Cache) resolve(key string, q Question) {
 			m.Rcode = dns.RcodeServerFailure
 			_ = wt.w.WriteMsg(m)
 		}
+	}
+}
+
+// staleTimer answers the waiters of a slow refresh with the stale entry
+// (RFC 8767 client response timer); later joiners get it at once.
+func (c *Cache) staleTimer(f *flight) {
+	c.fmu.Lock()
+	if f.done {
+		c.fmu.Unlock()
+		return
+	}
+	f.staleServed = true
+	waiters := f.waiters
+	f.waiters = nil
+	c.fmu.Unlock()
+	now := c.now().UnixNano()
+	for _, wt := range waiters {
+		c.stale.Add(1)
+		wt.r.Source = "stale"
+		_, _ = c.answer(wt.w, wt.r, f.stale, now, true)
 	}
 }
 
@@ -494,6 +546,13 @@ func (c *Cache) newEntry(key string, q Question, m *dns.Msg, now int64) (*entry,
 		}
 	}
 	m.Extra = extra
+	if m.Rcode == dns.RcodeSuccess && len(m.Answer) > 0 && !q.DO {
+		// Minimal responses (as Unbound's default): a positive answer
+		// carries no authority or additional records, which the client
+		// does not need (smaller answers, less to cache, nothing to
+		// amplify with).
+		m.Ns, m.Extra = nil, nil
+	}
 	if m.Rcode > 0xF {
 		m.Rcode = dns.RcodeServerFailure
 	}

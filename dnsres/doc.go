@@ -7,9 +7,13 @@
 // The pieces compose like CoreDNS plugins: a [Server] (UDP and TCP, EDNS0
 // 1232, compression, TC=1 and TCP fallback, REFUSED for clients in no
 // tenant) runs a [Handler] chain built with [Chain] from [Middleware]
-// steps — [Policy] (sinkhole / NXDOMAIN / report-only), [Zones]
-// (authoritative tenant zones) and your own — ending in a [Cache], which
-// sends misses to a [Resolver]: a [Forwarder] or a [Recursor].
+// steps — [Policy] (tenant allow/deny lists, [RPZ] response-policy zones,
+// the intel list: sinkhole / NXDOMAIN / report-only), [Zones]
+// (authoritative tenant zones), [Detector] (DGA-like names, tunnelling,
+// NXDOMAIN storms; also the server's [Observer]) and your own — ending in
+// a [Cache], which sends misses to a [Resolver]: a [Forwarder] or a
+// [Recursor] (QNAME minimisation, delegation cache), both over a pool of
+// random-port UDP sockets. [RRL] rate-limits UDP answers.
 //
 //	fw, _ := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{"192.0.2.53:53"}})
 //	cache, _ := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/miekg/dns"
 
@@ -60,4 +61,32 @@ func Example() {
 	// www.example. NOERROR 1 aa: false cache: hit verdict: none
 	// x.c2c.example. NOERROR 1 aa: false cache:  verdict: sinkhole
 	// aoba.example.jp. NOERROR 0 aa: true cache:  verdict: none
+}
+
+// A response-policy zone: QNAME triggers and their actions.
+func ExampleParseRPZ() {
+	z, err := dnsres.ParseRPZ(strings.NewReader(`
+bad.example      CNAME .
+*.bad.example    CNAME .
+ok.bad.example   CNAME rpz-passthru.
+warn.example     A     192.0.2.80
+`), "rpz.local", "feed.rpz")
+	if err != nil {
+		panic(err)
+	}
+	var p dnsres.RPZ
+	p.Set(z)
+	for _, n := range []string{"bad.example", "x.bad.example", "ok.bad.example", "warn.example", "good.example"} {
+		if r := p.Match(n); r != nil {
+			fmt.Println(n, r.Action)
+		} else {
+			fmt.Println(n, "no rule")
+		}
+	}
+	// Output:
+	// bad.example nxdomain
+	// x.bad.example nxdomain
+	// ok.bad.example passthru
+	// warn.example local-data
+	// good.example no rule
 }

@@ -36,7 +36,16 @@ type ForwarderConfig struct {
 	// Attempts is the number of attempts per question across upstreams;
 	// zero means DefaultForwardAttempts (3).
 	Attempts int
+	// Sockets is the number of pre-opened UDP sockets (each on its own
+	// kernel-chosen random port, replaced by a fresh one after 2,000
+	// queries) that upstream queries are spread over at random; zero
+	// means DefaultForwardSockets; negative opens a fresh socket per
+	// query instead (slower: a socket, connect and close each time).
+	Sockets int
 }
+
+// DefaultForwardSockets is the default of ForwarderConfig.Sockets.
+const DefaultForwardSockets = 32
 
 // Forwarder is a Resolver that forwards questions to upstream recursive
 // servers over UDP (TCP when the answer is truncated). Each attempt uses a
@@ -49,6 +58,7 @@ type Forwarder struct {
 	timeout  time.Duration
 	attempts int
 	next     atomic.Uint32
+	pool     *upool // nil: a fresh socket per query
 }
 
 var _ Resolver = (*Forwarder)(nil)
@@ -75,7 +85,54 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if f.attempts == 0 {
 		f.attempts = DefaultForwardAttempts
 	}
+	if cfg.Sockets >= 0 {
+		n := cfg.Sockets
+		if n == 0 {
+			n = DefaultForwardSockets
+		}
+		p, err := newUpool(n, f.timeout)
+		if err != nil {
+			return nil, err
+		}
+		f.pool = p
+	}
 	return f, nil
+}
+
+// Close closes the forwarder's sockets; queries after Close fail. It
+// returns nil.
+func (f *Forwarder) Close() error {
+	if f.pool != nil {
+		f.pool.close()
+	}
+	return nil
+}
+
+// exchange asks one upstream, over the socket pool when there is one, and
+// again over TCP when the answer is truncated.
+func (f *Forwarder) exchange(ctx context.Context, server netip.AddrPort, q Question) ([]byte, error) {
+	return poolExchange(ctx, f.pool, server, q, f.timeout, true)
+}
+
+// poolExchange asks server over pool (a fresh socket when pool is nil)
+// and again over TCP when the answer is truncated.
+func poolExchange(ctx context.Context, pool *upool, server netip.AddrPort, q Question, timeout time.Duration, rd bool) ([]byte, error) {
+	if pool == nil {
+		return exchangeWire(ctx, server, q, timeout, rd)
+	}
+	query, id, err := buildQuery(q, rd)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	b, err := pool.exchange(ctx, server, query, deadline)
+	if err == nil && b[2]&0x02 != 0 { // TC
+		return exchangeTCP(ctx, server, query, id, deadline)
+	}
+	return b, err
 }
 
 // Resolve forwards q and returns the first usable answer.
@@ -102,7 +159,7 @@ func (f *Forwarder) ResolveWire(ctx context.Context, q Question) ([]byte, error)
 			break
 		}
 		up := f.ups[(start+a)%len(f.ups)]
-		b, err := exchangeWire(ctx, up, q, f.timeout, true)
+		b, err := f.exchange(ctx, up, q)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -43,7 +43,8 @@ func (w *fuzzWriter) WriteWire(b []byte) error {
 func (w *fuzzWriter) Detach(r *Request) ResponseWriter { return &fuzzWriter{s: w.s, r: r} }
 
 // FuzzServe drives the whole request path — parsing, tenant lookup,
-// policy, zones, cache hit and miss — with arbitrary packets. It must
+// policy (intel, RPZ), zones, detector (blocking, low thresholds), cache
+// hit and miss — with arbitrary packets. It must
 // never panic, and every answer must parse and carry the query's ID.
 func FuzzServe(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
@@ -73,7 +74,17 @@ func FuzzServe(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := NewServer(ServerConfig{Directory: snap, Handler: Chain(cache, pol.Middleware, NewZones(zone).Middleware), Sink: detect.Discard})
+	rpz, err := ParseRPZ(strings.NewReader("*.rpz-block.test CNAME .\nlocal.test A 192.0.2.9\n"), "rpz", "fuzz.rpz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	pol.cfg.RPZ.Set(rpz)
+	det, err := NewDetector(DetectorConfig{Block: true, TunnelUnique: 2, NXDomainStorm: 3})
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv, err := NewServer(ServerConfig{Directory: snap, Handler: Chain(cache, pol.Middleware, NewZones(zone).Middleware, det.Middleware),
+		Observer: det, Sink: detect.Discard})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package dnsres
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -157,6 +158,26 @@ func (r *Request) Detach() *Request {
 	return c
 }
 
+// NewRequest returns a Request for a question as if the server had
+// received it from client at start, for using handlers offline (e.g.
+// Detector.Check over a query log) and in tests. Tenant may be nil.
+func NewRequest(name string, qtype uint16, client netip.AddrPort, t *tenant.Tenant, start time.Time) (*Request, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	raw, err := m.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("dnsres: request for %q: %w", name, err)
+	}
+	r := new(Request)
+	var q wire.Query
+	if err := wire.ParseQuery(raw, &q, r.keyBuf[:]); err != nil {
+		return nil, fmt.Errorf("dnsres: request for %q: %w", name, err)
+	}
+	r.setQuery(raw, &q)
+	r.Client, r.Tenant, r.Start, r.ourUDP = client, t, start, DefaultUDPSize
+	return r, nil
+}
+
 // setQuery fills the server-owned fields from a parsed query.
 func (r *Request) setQuery(raw []byte, q *wire.Query) {
 	r.Raw = raw
@@ -179,4 +200,23 @@ func (r *Request) maxUDP(ours int) int {
 		return 512
 	}
 	return min(int(r.UDPSize), ours)
+}
+
+// TenantRouter returns a Handler that passes each query to the handler
+// of its tenant (by tenant id), or to def for tenants not in byTenant —
+// e.g. one Cache per tenant with its own upstreams (a view), the others
+// sharing the default cache. byTenant must not be modified afterwards.
+// It allocates nothing per query.
+func TenantRouter(byTenant map[string]Handler, def Handler) Handler {
+	if len(byTenant) == 0 {
+		return def
+	}
+	return HandlerFunc(func(ctx context.Context, w ResponseWriter, r *Request) (int, error) {
+		if r.Tenant != nil {
+			if h, ok := byTenant[r.Tenant.ID]; ok {
+				return h.ServeDNS(ctx, w, r)
+			}
+		}
+		return def.ServeDNS(ctx, w, r)
+	})
 }

@@ -89,6 +89,7 @@ func newFixture(t *testing.T, opts ...fixtureOpt) *fixture {
 	f.up = dnsrestest.NewAuthority(t, "127.0.0.1:0", map[string]string{"example.test.": upstreamZone})
 	fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{f.up.Addr.String()}, Timeout: time.Second, Attempts: 2})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = fw.Close() })
 	iset, err := intel.FromDomains("c2c.example.test", "evil.invalid")
 	require.NoError(t, err)
 	cc := dnsres.CacheConfig{Resolver: fw, Now: f.clock.Now}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/miekg/dns"
@@ -59,6 +60,24 @@ type PolicyConfig struct {
 	SinkholeA, SinkholeAAAA netip.Addr
 	// TTL of the sinkhole answers; zero means DefaultSinkholeTTL.
 	TTL time.Duration
+	// RPZ are response-policy zones, consulted before the intel list (so
+	// a passthru rule exempts a name from it); reloaded by whoever owns
+	// it (RPZ.Load). Nil means none.
+	RPZ *RPZ
+	// Tenants are per-tenant lists by tenant id, consulted first: Allow
+	// names (and names below) skip every other policy; Deny names get the
+	// sinkhole answer (or NXDOMAIN), rule "dns-tenant-deny".
+	Tenants map[string]TenantLists
+}
+
+// TenantLists are one tenant's own allow and deny lists of domains
+// (each covering its subdomains).
+type TenantLists struct {
+	Allow, Deny []string
+}
+
+type tenantSets struct {
+	allow, deny map[string]struct{}
 }
 
 // Policy is the DNS firewall step of the chain: a question for a domain
@@ -75,7 +94,23 @@ type PolicyConfig struct {
 //
 // Safe for concurrent use; the intel set is swapped by its owner (intel.Live.Store).
 type Policy struct {
-	cfg PolicyConfig
+	cfg     PolicyConfig
+	tenants map[string]tenantSets
+}
+
+// under reports whether the dotted name or one of its parents is in set.
+func under(set map[string]struct{}, name []byte) bool {
+	if len(set) == 0 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if i == 0 || name[i-1] == '.' {
+			if _, ok := set[string(name[i:])]; ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // NewPolicy validates cfg and returns a Policy.
@@ -95,7 +130,21 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 	if cfg.Intel == nil {
 		cfg.Intel = &intel.Live{}
 	}
-	return &Policy{cfg: cfg}, nil
+	if cfg.RPZ == nil {
+		cfg.RPZ = new(RPZ)
+	}
+	p := &Policy{cfg: cfg, tenants: map[string]tenantSets{}}
+	for id, l := range cfg.Tenants {
+		ts := tenantSets{allow: map[string]struct{}{}, deny: map[string]struct{}{}}
+		for _, n := range l.Allow {
+			ts.allow[normName(n)] = struct{}{}
+		}
+		for _, n := range l.Deny {
+			ts.deny[normName(n)] = struct{}{}
+		}
+		p.tenants[id] = ts
+	}
+	return p, nil
 }
 
 // Middleware returns the policy step in front of next.
@@ -106,13 +155,38 @@ func (p *Policy) Middleware(next Handler) Handler {
 		if !ok {
 			return next.ServeDNS(ctx, w, r)
 		}
-		ind, ok := p.cfg.Intel.Load().DomainBytes(buf[:n])
-		if !ok {
-			return next.ServeDNS(ctx, w, r)
+		name := buf[:n]
+		var v detect.Verdict
+		var listed string
+		if r.Tenant != nil && len(p.tenants) > 0 {
+			if ts, ok := p.tenants[r.Tenant.ID]; ok {
+				if under(ts.allow, name) {
+					return next.ServeDNS(ctx, w, r)
+				}
+				if under(ts.deny, name) {
+					listed = string(name)
+					v = detect.Verdict{Action: detect.ActionSinkhole, Rule: "dns-tenant-deny", RuleName: "tenant deny list",
+						Reason: "query for " + r.Name() + ", on tenant " + r.Tenant.ID + "'s deny list"}
+				}
+			}
 		}
-		listed := ind.Value
-		v := detect.Verdict{Action: detect.ActionSinkhole, Rule: "dns-intel-domain", RuleName: "threat-intelligence domain",
-			Reason: "query for " + r.Name() + ", listed as " + listed + " (" + ind.Source + ")"}
+		if v.Rule == "" {
+			if rule := p.cfg.RPZ.match(name); rule != nil {
+				if rule.Action == RPZPassthru {
+					return next.ServeDNS(ctx, w, r)
+				}
+				return p.serveRPZ(ctx, w, r, rule, next)
+			}
+		}
+		if v.Rule == "" {
+			ind, ok := p.cfg.Intel.Load().DomainBytes(name)
+			if !ok {
+				return next.ServeDNS(ctx, w, r)
+			}
+			listed = ind.Value
+			v = detect.Verdict{Action: detect.ActionSinkhole, Rule: "dns-intel-domain", RuleName: "threat-intelligence domain",
+				Reason: "query for " + r.Name() + ", listed as " + listed + " (" + ind.Source + ")"}
+		}
 		sinkhole := p.sinkholeAddr(r.Type)
 		if !sinkhole.IsValid() && !p.cfg.SinkholeA.IsValid() && !p.cfg.SinkholeAAAA.IsValid() {
 			v.Action = detect.ActionBlock // NXDOMAIN
@@ -157,4 +231,71 @@ func (p *Policy) negSOA(listed string, ttl uint32) dns.RR {
 	zone := dns.Fqdn(listed)
 	return &dns.SOA{Hdr: dns.RR_Header{Name: zone, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
 		Ns: "sinkhole.invalid.", Mbox: "hostmaster.sinkhole.invalid.", Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl}
+}
+
+// serveRPZ applies a matched RPZ rule (other than passthru).
+func (p *Policy) serveRPZ(ctx context.Context, w ResponseWriter, r *Request, rule *RPZRule, next Handler) (int, error) {
+	v := detect.Verdict{Rule: "dns-rpz", RuleName: "RPZ " + rule.Zone,
+		Reason: "query for " + r.Name() + " matched " + rule.Trigger + " in RPZ " + rule.Zone + " (" + rule.File + ", record " +
+			strconv.Itoa(rule.Record) + "): " + rule.Action.String()}
+	switch rule.Action {
+	case RPZLocalData:
+		v.Action = detect.ActionSinkhole
+	case RPZDrop:
+		v.Action = detect.ActionDrop
+	case RPZTCPOnly:
+		if r.TCP {
+			return next.ServeDNS(ctx, w, r)
+		}
+		v.Action = detect.ActionRedirect
+	default:
+		v.Action = detect.ActionBlock
+	}
+	if r.Tenant != nil && r.Tenant.Policy.ReportOnly {
+		v.Reason += " (report-only: would " + v.Action.String() + ")"
+		v.Action = detect.ActionReport
+		r.Verdict, r.Severity = v, detect.SeveritySucceeded
+		return next.ServeDNS(ctx, w, r)
+	}
+	r.Verdict, r.Severity, r.Source = v, detect.SeverityReached, "policy"
+	if rule.Action == RPZTCPOnly {
+		r.Severity = detect.SeverityNone
+		r.Verdict = detect.Verdict{}
+	}
+	m := new(dns.Msg)
+	ttl := uint32(p.cfg.TTL / time.Second)
+	switch rule.Action {
+	case RPZNXDomain:
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{p.negSOA(rule.Zone, ttl)}
+	case RPZNoData:
+		m.Ns = []dns.RR{p.negSOA(rule.Zone, ttl)}
+	case RPZDrop:
+		return dns.RcodeSuccess, nil // no answer
+	case RPZTCPOnly:
+		m.Truncated = true
+	case RPZLocalData:
+		qname := r.Name()
+		var cname dns.RR
+		for _, d := range rule.Data {
+			h := d.Header()
+			if h.Rrtype == dns.TypeCNAME {
+				cname = d
+			}
+			if h.Rrtype == r.Type || r.Type == dns.TypeANY {
+				rr := dns.Copy(d)
+				rr.Header().Name = qname
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+		if len(m.Answer) == 0 && cname != nil {
+			rr := dns.Copy(cname)
+			rr.Header().Name = qname
+			m.Answer = append(m.Answer, rr)
+		}
+		if len(m.Answer) == 0 {
+			m.Ns = []dns.RR{p.negSOA(rule.Zone, ttl)}
+		}
+	}
+	return m.Rcode, w.WriteMsg(m)
 }

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -39,24 +41,143 @@ type RecursorConfig struct {
 	// and name server lookups included); zero means
 	// DefaultRecursorMaxQueries.
 	MaxQueries int
+	// NoQNAMEMinimisation turns QNAME minimisation (RFC 9156) off: by
+	// default each server is asked only for the name one label below its
+	// zone (type A), up to 10 labels, and the full name once no more
+	// zone cuts are found.
+	NoQNAMEMinimisation bool
+	// MaxDelegations bounds the delegation cache (zone → name-server
+	// addresses learned from referrals, kept for the NS TTL, at most one
+	// day), which lets a resolution start at the closest known zone
+	// instead of the root; zero means DefaultMaxDelegations; negative
+	// turns the cache off.
+	MaxDelegations int
+	// Now is the clock of the delegation cache; nil means time.Now.
+	Now func() time.Time
+	// Sockets is the number of pre-opened UDP sockets queries are spread
+	// over (as ForwarderConfig.Sockets); zero means DefaultForwardSockets;
+	// negative opens a fresh socket per query.
+	Sockets int
+}
+
+// DefaultMaxDelegations is the default of RecursorConfig.MaxDelegations.
+const DefaultMaxDelegations = 10_000
+
+// maxMinimise bounds the labels added one at a time (RFC 9156 §2.3).
+const maxMinimise = 10
+
+type delegation struct {
+	servers []netip.AddrPort
+	expires time.Time
 }
 
 // Recursor is a Resolver that iterates from the root hints: it follows
 // referrals (using in-bailiwick glue, resolving glueless name servers),
 // CNAME chains up to 8 links, and accepts only records within the
 // bailiwick of the server that sent them. A server that times out or
-// answers SERVFAIL/REFUSED (lame) is skipped for the next one. It does
-// not validate DNSSEC and does not minimise QNAMEs yet. Safe for
-// concurrent use.
+// answers SERVFAIL/REFUSED (lame) is skipped for the next one. It
+// minimises QNAMEs (RFC 9156: each server is asked for one label below
+// its zone, type A, then the full question once no more zone cuts are
+// found; NXDOMAIN on the way ends the resolution, RFC 8020) and caches
+// delegations (zone → server addresses, for the NS TTL), starting at the
+// closest cached zone and falling back to the root when that zone's
+// servers fail. It does not validate DNSSEC. Safe for concurrent use.
 type Recursor struct {
 	roots      []netip.AddrPort
 	port       uint16
 	allowed    []netip.Prefix
 	timeout    time.Duration
 	maxQueries int
+	qmin       bool
+	maxDeleg   int
+	now        func() time.Time
+	dmu        sync.Mutex
+	deleg      map[string]delegation
+	sent       atomic.Uint64
+	pool       *upool
+}
+
+// Close closes the recursor's sockets; resolutions after Close fail. It
+// returns nil.
+func (r *Recursor) Close() error {
+	if r.pool != nil {
+		r.pool.close()
+	}
+	return nil
 }
 
 var _ Resolver = (*Recursor)(nil)
+
+// Queries returns the number of queries sent to servers so far.
+func (r *Recursor) Queries() uint64 { return r.sent.Load() }
+
+// closest returns the servers of the closest enclosing zone of name in
+// the delegation cache, or the roots.
+func (r *Recursor) closest(name string) ([]netip.AddrPort, string, bool) {
+	if r.maxDeleg > 0 {
+		now := r.now()
+		r.dmu.Lock()
+		for off, end := 0, false; !end; off, end = dns.NextLabel(name, off) {
+			if d, ok := r.deleg[name[off:]]; ok {
+				if now.Before(d.expires) {
+					r.dmu.Unlock()
+					return d.servers, name[off:], true
+				}
+				delete(r.deleg, name[off:])
+			}
+		}
+		r.dmu.Unlock()
+	}
+	return r.roots, ".", false
+}
+
+// remember caches the servers of zone for ttl.
+func (r *Recursor) remember(zone string, servers []netip.AddrPort, ttl uint32) {
+	if r.maxDeleg <= 0 || zone == "." {
+		return
+	}
+	d := time.Duration(min(max(ttl, 5), 86400)) * time.Second
+	r.dmu.Lock()
+	if len(r.deleg) >= r.maxDeleg {
+		now := r.now()
+		for k, v := range r.deleg {
+			if !now.Before(v.expires) {
+				delete(r.deleg, k)
+			}
+		}
+		if len(r.deleg) >= r.maxDeleg {
+			clear(r.deleg)
+		}
+	}
+	r.deleg[zone] = delegation{servers: servers, expires: r.now().Add(d)}
+	r.dmu.Unlock()
+}
+
+func (r *Recursor) forget(zone string) {
+	r.dmu.Lock()
+	delete(r.deleg, zone)
+	r.dmu.Unlock()
+}
+
+// referral returns the child zone and its NS records when resp refers
+// from zone towards name.
+func referral(resp *dns.Msg, zone, name string) (string, []*dns.NS) {
+	child := ""
+	var nss []*dns.NS
+	for _, rr := range resp.Ns {
+		ns, ok := rr.(*dns.NS)
+		if !ok {
+			continue
+		}
+		owner := strings.ToLower(ns.Hdr.Name)
+		if owner == zone || !dns.IsSubDomain(owner, name) || (child != "" && owner != child) {
+			continue
+		}
+		child = owner
+		nss = append(nss, ns)
+	}
+	return child, nss
+}
 
 // NewRecursor validates cfg and returns a Recursor.
 func NewRecursor(cfg RecursorConfig) (*Recursor, error) {
@@ -66,7 +187,14 @@ func NewRecursor(cfg RecursorConfig) (*Recursor, error) {
 	if cfg.Port < 0 || cfg.Port > 65535 || cfg.Timeout < 0 || cfg.MaxQueries < 0 {
 		return nil, errors.New("dnsres: RecursorConfig: Port, Timeout or MaxQueries out of range")
 	}
-	r := &Recursor{port: 53, allowed: cfg.AllowedNets, timeout: cfg.Timeout, maxQueries: cfg.MaxQueries}
+	r := &Recursor{port: 53, allowed: cfg.AllowedNets, timeout: cfg.Timeout, maxQueries: cfg.MaxQueries,
+		qmin: !cfg.NoQNAMEMinimisation, maxDeleg: cfg.MaxDelegations, now: cfg.Now, deleg: map[string]delegation{}}
+	if r.maxDeleg == 0 {
+		r.maxDeleg = DefaultMaxDelegations
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
 	if cfg.Port != 0 {
 		r.port = uint16(cfg.Port)
 	}
@@ -86,6 +214,17 @@ func NewRecursor(cfg RecursorConfig) (*Recursor, error) {
 			ap = netip.AddrPortFrom(a, r.port)
 		}
 		r.roots = append(r.roots, ap)
+	}
+	if cfg.Sockets >= 0 {
+		n := cfg.Sockets
+		if n == 0 {
+			n = DefaultForwardSockets
+		}
+		p, err := newUpool(n, r.timeout)
+		if err != nil {
+			return nil, err
+		}
+		r.pool = p
 	}
 	return r, nil
 }
@@ -109,17 +248,49 @@ func (r *Recursor) resolve(ctx context.Context, st *recState, name string, qtype
 		return nil, ErrFetchLimit
 	}
 	out := new(dns.Msg)
-	servers, zone := r.roots, "."
+	servers, zone, cached := r.closest(name)
 	seen := map[string]bool{}
+	extra := 1 // labels below zone asked (QNAME minimisation)
 	for links := 0; ; {
-		resp, err := r.ask(ctx, st, servers, name, qtype)
+		ask, atype := name, qtype
+		if zl, nl := dns.CountLabel(zone), dns.CountLabel(name); r.qmin && zl+extra < nl && extra <= maxMinimise {
+			idx := dns.Split(name)
+			ask, atype = name[idx[nl-(zl+extra)]:], dns.TypeA
+		}
+		resp, err := r.ask(ctx, st, servers, ask, atype)
 		if err != nil {
+			if cached {
+				// The cached delegation failed: forget it, start at the root.
+				r.forget(zone)
+				servers, zone, cached, extra = r.roots, ".", false, 1
+				continue
+			}
 			return nil, err
 		}
 		inZone := func(rr dns.RR) bool { return dns.IsSubDomain(zone, strings.ToLower(rr.Header().Name)) }
 		resp.Answer = filterRR(resp.Answer, inZone)
 		resp.Ns = filterRR(resp.Ns, inZone)
 		resp.Extra = filterRR(resp.Extra, inZone)
+
+		if ask != name {
+			if resp.Rcode == dns.RcodeNameError {
+				// Nothing exists below a name that does not exist (RFC 8020).
+				out.Rcode = dns.RcodeNameError
+				out.Ns = soaOnly(resp.Ns)
+				return out, nil
+			}
+			child, nss := referral(resp, zone, ask)
+			if child == "" || resp.Authoritative {
+				extra++ // no zone cut here: one more label, same servers
+				continue
+			}
+			next, err := r.servers(ctx, st, child, nss, resp.Extra, depth)
+			if err != nil {
+				return nil, err
+			}
+			servers, zone, cached, extra = next, child, false, 1
+			continue
+		}
 
 		// Answers: follow the chain inside this response.
 		progressed := false
@@ -156,9 +327,11 @@ func (r *Recursor) resolve(ctx context.Context, st *recState, name string, qtype
 		}
 		if progressed {
 			if !dns.IsSubDomain(zone, name) || zone == "." {
-				servers, zone = r.roots, "."
+				servers, zone, cached = r.closest(name)
 			}
-			// Ask the same servers (in bailiwick) or restart from the root.
+			// Ask the same servers (in bailiwick) or restart from the
+			// closest known zone.
+			extra = 1
 			continue
 		}
 		if resp.Rcode == dns.RcodeNameError {
@@ -168,54 +341,56 @@ func (r *Recursor) resolve(ctx context.Context, st *recState, name string, qtype
 		}
 		// A referral: NS records for a child zone of the current zone
 		// that encloses name.
-		child := ""
-		var nss []*dns.NS
-		for _, rr := range resp.Ns {
-			ns, ok := rr.(*dns.NS)
-			if !ok {
-				continue
-			}
-			owner := strings.ToLower(ns.Hdr.Name)
-			if owner == zone || !dns.IsSubDomain(owner, name) || (child != "" && owner != child) {
-				continue
-			}
-			child = owner
-			nss = append(nss, ns)
-		}
+		child, nss := referral(resp, zone, name)
 		if child == "" || resp.Authoritative {
 			// NODATA (or a final answer without the type).
 			out.Rcode = resp.Rcode
 			out.Ns = soaOnly(resp.Ns)
 			return out, nil
 		}
-		next := r.glue(nss, resp.Extra, child)
-		if len(next) == 0 {
-			for _, ns := range nss {
-				target := lowerFQDN(ns.Ns)
-				if dns.IsSubDomain(child, target) {
-					continue // in-bailiwick without glue: unusable
-				}
-				m, err := r.resolve(ctx, st, target, dns.TypeA, depth+1)
-				if err != nil {
-					continue
-				}
-				for _, rr := range m.Answer {
-					if a, ok := rr.(*dns.A); ok {
-						if ip, ok := netip.AddrFromSlice(a.A.To4()); ok {
-							next = append(next, netip.AddrPortFrom(ip, r.port))
-						}
+		next, err := r.servers(ctx, st, child, nss, resp.Extra, depth)
+		if err != nil {
+			return nil, err
+		}
+		servers, zone, cached, extra = next, child, false, 1
+	}
+}
+
+// servers returns the addresses of child's name servers from glue, or by
+// resolving glueless names, and caches them.
+func (r *Recursor) servers(ctx context.Context, st *recState, child string, nss []*dns.NS, extra []dns.RR, depth int) ([]netip.AddrPort, error) {
+	next := r.glue(nss, extra, child)
+	if len(next) == 0 {
+		for _, ns := range nss {
+			target := lowerFQDN(ns.Ns)
+			if dns.IsSubDomain(child, target) {
+				continue // in-bailiwick without glue: unusable
+			}
+			m, err := r.resolve(ctx, st, target, dns.TypeA, depth+1)
+			if err != nil {
+				continue
+			}
+			for _, rr := range m.Answer {
+				if a, ok := rr.(*dns.A); ok {
+					if ip, ok := netip.AddrFromSlice(a.A.To4()); ok {
+						next = append(next, netip.AddrPortFrom(ip, r.port))
 					}
 				}
-				if len(next) > 0 {
-					break
-				}
+			}
+			if len(next) > 0 {
+				break
 			}
 		}
-		if len(next) == 0 {
-			return nil, fmt.Errorf("dnsres: no usable name server for %s", child)
-		}
-		servers, zone = next, child
 	}
+	if len(next) == 0 {
+		return nil, fmt.Errorf("dnsres: no usable name server for %s", child)
+	}
+	ttl := nss[0].Hdr.Ttl
+	for _, ns := range nss {
+		ttl = min(ttl, ns.Hdr.Ttl)
+	}
+	r.remember(child, next, ttl)
+	return next, nil
 }
 
 // glue returns the addresses of the name servers from in-bailiwick glue.
@@ -257,9 +432,15 @@ func (r *Recursor) ask(ctx context.Context, st *recState, servers []netip.AddrPo
 			return nil, ErrFetchLimit
 		}
 		st.queries++
-		m, err := exchange(ctx, s, Question{Name: name, Type: qtype, Class: dns.ClassINET}, r.timeout, false)
+		r.sent.Add(1)
+		b, err := poolExchange(ctx, r.pool, s, Question{Name: name, Type: qtype, Class: dns.ClassINET}, r.timeout, false)
 		if err != nil {
 			errs = append(errs, err)
+			continue
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			errs = append(errs, fmt.Errorf("%w from %s: %v", ErrBadReply, s, err))
 			continue
 		}
 		if m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +59,14 @@ www    IN A   192.0.2.2
 // on one port, and returns a Recursor pointed at the root.
 func hierarchy(t *testing.T) (*dnsres.Recursor, *dnsrestest.Authority) {
 	t.Helper()
+	r, _, _, leaf := hierarchyFull(t, nil)
+	return r, leaf
+}
+
+// hierarchyFull is hierarchy returning the root, TLD and leaf servers,
+// with cfg adjusting the Recursor's configuration.
+func hierarchyFull(t *testing.T, cfg func(*dnsres.RecursorConfig)) (r *dnsres.Recursor, root, tld, leaf *dnsrestest.Authority) {
+	t.Helper()
 	var port int
 	for try := 0; ; try++ {
 		pc, err := net.ListenPacket("udp", "127.0.53.1:0")
@@ -77,15 +86,90 @@ func hierarchy(t *testing.T) (*dnsres.Recursor, *dnsrestest.Authority) {
 		}
 	}
 	p := ":" + strconv.Itoa(port)
-	dnsrestest.NewAuthority(t, "127.0.53.1"+p, map[string]string{".": rootZone})
-	dnsrestest.NewAuthority(t, "127.0.53.2"+p, map[string]string{"test.": tldZone})
-	leaf := dnsrestest.NewAuthority(t, "127.0.53.3"+p, map[string]string{"leaf.test.": leafZone, "other.test.": otherZone})
-	r, err := dnsres.NewRecursor(dnsres.RecursorConfig{
+	root = dnsrestest.NewAuthority(t, "127.0.53.1"+p, map[string]string{".": rootZone})
+	tld = dnsrestest.NewAuthority(t, "127.0.53.2"+p, map[string]string{"test.": tldZone})
+	leaf = dnsrestest.NewAuthority(t, "127.0.53.3"+p, map[string]string{"leaf.test.": leafZone, "other.test.": otherZone})
+	rc := dnsres.RecursorConfig{
 		RootHints: []string{"127.0.53.1"}, Port: port, Timeout: time.Second,
 		AllowedNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-	})
+	}
+	if cfg != nil {
+		cfg(&rc)
+	}
+	r, err := dnsres.NewRecursor(rc)
 	require.NoError(t, err)
-	return r, leaf
+	t.Cleanup(func() { _ = r.Close() })
+	return r, root, tld, leaf
+}
+
+// recordQueries makes a records the question names it is asked.
+func recordQueries(a *dnsrestest.Authority) func() []string {
+	var mu sync.Mutex
+	var names []string
+	a.SetHook(func(_ dns.ResponseWriter, q *dns.Msg) bool {
+		mu.Lock()
+		names = append(names, q.Question[0].Name+" "+dns.TypeToString[q.Question[0].Qtype])
+		mu.Unlock()
+		return false
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), names...)
+	}
+}
+
+func TestQNAMEMinimisationAndDelegationCache(t *testing.T) {
+	clock := newClock()
+	r, root, tld, leaf := hierarchyFull(t, func(c *dnsres.RecursorConfig) { c.Now = clock.Now })
+	rootQ, tldQ, leafQ := recordQueries(root), recordQueries(tld), recordQueries(leaf)
+	m := resolve(t, r, "a.b.www.leaf.test.", dns.TypeMX)
+	assert.Equal(t, dns.RcodeNameError, m.Rcode)
+	assert.Equal(t, []string{"test. A"}, rootQ(), "the root sees only the TLD label")
+	assert.Equal(t, []string{"leaf.test. A"}, tldQ(), "the TLD sees one label more")
+	assert.Equal(t, []string{"www.leaf.test. A", "b.www.leaf.test. A"}, leafQ(),
+		"labels added one at a time; NXDOMAIN for b.www ends it (RFC 8020)")
+
+	// The delegations are cached: the next name of the zone goes straight to the leaf.
+	n := r.Queries()
+	m = resolve(t, r, "www.leaf.test.", dns.TypeA)
+	require.Len(t, m.Answer, 1)
+	assert.Equal(t, n+1, r.Queries())
+	assert.Len(t, rootQ(), 1)
+	assert.Len(t, tldQ(), 1)
+
+	// After the NS TTL (1 day in the TLD zone) the walk starts at the root again.
+	clock.Advance(24*time.Hour + time.Second)
+	resolve(t, r, "www.leaf.test.", dns.TypeA)
+	assert.Len(t, rootQ(), 2)
+
+	// Without minimisation the full name goes to every server.
+	r2, root2, _, _ := hierarchyFull(t, func(c *dnsres.RecursorConfig) { c.NoQNAMEMinimisation = true; c.MaxDelegations = -1 })
+	root2Q := recordQueries(root2)
+	resolve(t, r2, "www.leaf.test.", dns.TypeA)
+	resolve(t, r2, "www.leaf.test.", dns.TypeA)
+	assert.Equal(t, []string{"www.leaf.test. A", "www.leaf.test. A"}, root2Q(), "no minimisation, no delegation cache")
+}
+
+func TestRecursorForgetsLameCachedDelegation(t *testing.T) {
+	r, _, _, leaf := hierarchyFull(t, nil)
+	resolve(t, r, "www.leaf.test.", dns.TypeA)
+	// The leaf turns lame for one query: the cached delegation is dropped
+	// and the walk restarts at the root (which refers to the same leaf).
+	var once sync.Once
+	leaf.SetHook(func(w dns.ResponseWriter, q *dns.Msg) bool {
+		lame := false
+		once.Do(func() { lame = true })
+		if !lame {
+			return false
+		}
+		m := new(dns.Msg)
+		m.SetRcode(q, dns.RcodeServerFailure)
+		_ = w.WriteMsg(m)
+		return true
+	})
+	m := resolve(t, r, "alias.leaf.test.", dns.TypeA)
+	require.Len(t, m.Answer, 2)
 }
 
 func resolve(t *testing.T, r *dnsres.Recursor, name string, qtype uint16) *dns.Msg {
@@ -153,6 +237,7 @@ func TestRecursorRefusesUnlistedNetworks(t *testing.T) {
 	r, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: []string{"192.0.2.1"},
 		AllowedNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	require.NoError(t, err)
+	defer r.Close()
 	_, err = r.Resolve(context.Background(), dnsres.Question{Name: "example.", Type: dns.TypeA, Class: dns.ClassINET})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not in AllowedNets")
@@ -161,7 +246,8 @@ func TestRecursorRefusesUnlistedNetworks(t *testing.T) {
 func TestSpoofedForwarderRepliesIgnored(t *testing.T) {
 	f := newFixture(t)
 	// The upstream first sends a reply with a wrong ID, then one for
-	// another question, then the real one.
+	// another question, then a forged one from another port, then the
+	// real one.
 	f.up.SetHook(func(w dns.ResponseWriter, q *dns.Msg) bool {
 		bad := new(dns.Msg)
 		bad.SetReply(q)
@@ -174,6 +260,18 @@ func TestSpoofedForwarderRepliesIgnored(t *testing.T) {
 		other.Question[0].Name = "other.example.test."
 		other.Answer = []dns.RR{rr}
 		_ = w.WriteMsg(other)
+		// The right ID and question, but from another port: a spoofer
+		// that guessed the ID and the pool socket's port but not the
+		// upstream's address and port.
+		forged := new(dns.Msg)
+		forged.SetReply(q)
+		forged.Answer = []dns.RR{rr}
+		if b, err := forged.Pack(); err == nil {
+			if c, err := net.DialUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.1")}, w.RemoteAddr().(*net.UDPAddr)); err == nil {
+				_, _ = c.Write(b)
+				c.Close()
+			}
+		}
 		return false
 	})
 	r := f.query(t, "127.0.1.5", "udp", q("www.example.test.", dns.TypeA))

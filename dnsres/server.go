@@ -67,6 +67,22 @@ type ServerConfig struct {
 	MaxTCPConns int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observer, when set, sees every answered query of a tenant's client
+	// with the response code sent (e.g. Detector counting NXDOMAIN
+	// storms). It is called on the answering goroutine, after the
+	// query-log event is emitted, and must not block.
+	Observer Observer
+	// RRL, when set, rate-limits UDP responses per client network
+	// (amplification defence): limited responses are dropped or, every
+	// RRLConfig.Slip-th, sent truncated. Nil means no limit.
+	RRL *RRL
+}
+
+// Observer sees answered queries (ServerConfig.Observer).
+type Observer interface {
+	// Observe is called once per answered query with the response code
+	// sent. r is valid only during the call.
+	Observe(r *Request, rcode int)
 }
 
 // ServerStats are counters of a Server.
@@ -154,26 +170,34 @@ func (s *Server) Start() error {
 		return errors.New("dnsres: server already started")
 	}
 	lc := listenConfig(s.cfg.UDPSockets > 1)
-	first, err := lc.ListenPacket(context.Background(), "udp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("dnsres: listen udp: %w", err)
-	}
-	s.udp = append(s.udp, first.(*net.UDPConn))
-	addr := first.LocalAddr().String()
-	for i := 1; i < s.cfg.UDPSockets; i++ {
-		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+	_, port, _ := net.SplitHostPort(s.cfg.Addr)
+	var ln net.Listener
+	for attempt := 0; ; attempt++ {
+		first, err := lc.ListenPacket(context.Background(), "udp", s.cfg.Addr)
 		if err != nil {
-			break // no SO_REUSEPORT: one socket, still correct
+			return fmt.Errorf("dnsres: listen udp: %w", err)
 		}
-		s.udp = append(s.udp, pc.(*net.UDPConn))
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+		s.udp = append(s.udp, first.(*net.UDPConn))
+		addr := first.LocalAddr().String()
+		for i := 1; i < s.cfg.UDPSockets; i++ {
+			pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+			if err != nil {
+				break // no SO_REUSEPORT: one socket, still correct
+			}
+			s.udp = append(s.udp, pc.(*net.UDPConn))
+		}
+		ln, err = net.Listen("tcp", addr)
+		if err == nil {
+			break
+		}
 		for _, c := range s.udp {
 			c.Close()
 		}
 		s.udp = nil
-		return fmt.Errorf("dnsres: listen tcp: %w", err)
+		// Port 0: the kernel's UDP port may be taken for TCP; try another.
+		if port != "0" || attempt == 9 {
+			return fmt.Errorf("dnsres: listen tcp: %w", err)
+		}
 	}
 	s.tcp = ln
 	for _, c := range s.udp {
@@ -497,6 +521,9 @@ func (s *Server) logQuery(r *Request, b []byte, m *dns.Msg) {
 		e.Terminal = r.Client.Addr().String()
 	}
 	s.sink.Emit(e)
+	if s.cfg.Observer != nil && r.Tenant != nil {
+		s.cfg.Observer.Observe(r, rcode)
+	}
 }
 
 var (
@@ -583,6 +610,15 @@ func (w *udpWriter) answered() bool { return w.done }
 
 func (w *udpWriter) send(b []byte) error {
 	w.done = true
+	if rrl := w.s.cfg.RRL; rrl != nil && w.r != nil && len(b) > 12 {
+		switch rrl.Check(w.addr.Addr(), w.r.wireName(), w.r.Type, int(b[3]&0xF)) {
+		case RRLDrop:
+			return nil
+		case RRLSlip:
+			var buf [512]byte
+			b = slipResponse(buf[:0], b, w.r.qend)
+		}
+	}
 	if w.batch != nil {
 		return w.batch.Queue(b, w.addr)
 	}

@@ -319,3 +319,40 @@ func TestForwarderFallsBackToTCP(t *testing.T) {
 	r = f.query(t, "127.0.1.5", "udp", qEDNS("huge.example.test.", dns.TypeTXT))
 	assert.True(t, r.Truncated, "too big for 1232 bytes: TC from the cache")
 }
+
+// TestStaleAnswerTimer: RFC 8767's client response timer. The refresh of
+// an expired entry is slow (the upstream waits 800 ms); the client gets
+// the stale answer after StaleAnswerTimeout (without the timer: the fresh
+// answer, late), and the refresh still fills the cache (clients polling
+// meanwhile join the refresh and are answered stale at once).
+func TestStaleAnswerTimer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		want    string
+	}{
+		{"timer", 50 * time.Millisecond, "stale"},
+		{"no timer", -1, "miss"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(cc *dnsres.CacheConfig, _ *dnsres.PolicyConfig) { cc.StaleAnswerTimeout = tc.timeout })
+			r := f.query(t, "127.0.1.5", "udp", q("www.example.test.", dns.TypeA))
+			require.Len(t, r.Answer, 2)
+			f.clock.Advance(301 * time.Second) // expired (TTL 300), within StaleTTL
+			f.up.SetDelay(800 * time.Millisecond)
+			r = f.query(t, "127.0.1.5", "udp", q("www.example.test.", dns.TypeA))
+			require.Len(t, r.Answer, 2)
+			ev := f.sink.Wait(2, time.Second)
+			require.Len(t, ev, 2)
+			assert.Equal(t, tc.want, label(ev[1], "dns_cache"))
+			if tc.want == "stale" {
+				assert.LessOrEqual(t, r.Answer[0].Header().Ttl, uint32(30))
+			}
+			require.Eventually(t, func() bool {
+				r := f.query(t, "127.0.1.6", "udp", q("www.example.test.", dns.TypeA))
+				return len(r.Answer) == 2 && r.Answer[0].Header().Ttl > 30
+			}, 5*time.Second, 50*time.Millisecond, "the refresh fills the cache")
+			assert.EqualValues(t, 2, f.up.Queries())
+		})
+	}
+}
