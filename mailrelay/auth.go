@@ -111,8 +111,9 @@ func (l ctxLookup) txt(name string) ([]string, error) { return l.r.LookupTXT(l.c
 // returns the results and the verdict of the authentication policy:
 //
 //   - DMARC fail with p=reject: Block.
-//   - DMARC fail with p=quarantine: Report (delivered, marked in
-//     Authentication-Results; the quarantine store is not built yet).
+//   - DMARC fail with p=quarantine: Quarantine when the server has a
+//     quarantine store, else Report (delivered, marked in
+//     Authentication-Results).
 //   - From: a tenant's own domain that does not authenticate (DMARC
 //     fail, or no DMARC record and SPF fail): Block, whatever the
 //     domain's published policy (no spoofing of the municipalities).
@@ -203,7 +204,10 @@ func (s *Server) authenticate(ctx context.Context, m *Message, _ *tenant.Tenant)
 	case p == dmarc.PolicyReject, own:
 		return a, detect.Verdict{Action: detect.ActionBlock, Rule: "mail-dmarc", RuleName: "DMARC policy", Reason: reason}
 	case p == dmarc.PolicyQuarantine:
-		return a, detect.Verdict{Action: detect.ActionReport, Rule: "mail-dmarc", RuleName: "DMARC policy", Reason: reason + "; quarantine not built, delivered"}
+		if s.quar != nil {
+			return a, detect.Verdict{Action: detect.ActionQuarantine, Rule: "mail-dmarc", RuleName: "DMARC policy", Reason: reason}
+		}
+		return a, detect.Verdict{Action: detect.ActionReport, Rule: "mail-dmarc", RuleName: "DMARC policy", Reason: reason + "; no quarantine store, delivered"}
 	}
 	return a, detect.Verdict{}
 }

@@ -38,6 +38,13 @@ type Config struct {
 	// Filters inspect every message after DATA, in order; the first
 	// verdict that stops the message wins. Nil means none.
 	Filters []Filter
+	// Content configures the built-in content checks (anti-virus,
+	// block/allow lists, attachments, spam, advertising, sanitisation),
+	// run after Filters. The zero value checks nothing.
+	Content ContentConfig
+	// Quarantine configures the quarantine store; an empty Dir means
+	// none (quarantine verdicts are then refused with 550).
+	Quarantine QuarantineConfig
 	// ReportOnly makes every filter and authentication verdict that would
 	// stop a message a "report" verdict: the message passes and the event
 	// says what would have happened. A tenant's Policy.ReportOnly does the

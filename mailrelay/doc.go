@@ -18,7 +18,13 @@
 //  3. DATA ends only at CRLF.CRLF; a bare CR or LF closes the session
 //     (SMTP smuggling).
 //  4. Inbound mail: SPF, DKIM and DMARC, with an Authentication-Results
-//     header; then each Filter in Config.Filters returns a detect.Verdict.
+//     header; then each Filter in Config.Filters returns a detect.Verdict;
+//     then the built-in content checks (Config.Content): virus scan
+//     (clamd), block/allow lists, attachment policy, spam score (package
+//     spam) and advertising detection with per-tenant levels and actions,
+//     and sanitisation (メール無害化). Quarantined messages go to the
+//     Quarantine store (Server.Quarantine: list, view, release, delete,
+//     an HTTP API, forwarding to an isolated server).
 //  5. The message is appended to the queue journal and fsynced before the
 //     250 reply (group commit: concurrent sessions share one fsync).
 //  6. Delivery workers send it per route: a tenant's domains to the

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/jichitai/seccloud/mailrelay/internal/mailparse"
 )
 
 // FuzzParseCommand: the command parser never panics, never lets a control
@@ -138,6 +140,35 @@ func FuzzStripAuthResults(f *testing.F) {
 		out := stripAuthResults(in, "relay.test")
 		if len(out) > len(in) {
 			t.Fatalf("grew: %q -> %q", in, out)
+		}
+	})
+}
+
+// FuzzContentRewrite: subject tagging, sanitisation and the attachment
+// checks never panic; a tagged message still has its body, and a
+// sanitised one is a single text part with no URL left clickable.
+func FuzzContentRewrite(f *testing.F) {
+	f.Add([]byte("Subject: hi\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<a href=\"http://x.example/\">x</a>\r\n--b\r\nContent-Type: application/zip; name=a.zip\r\nContent-Transfer-Encoding: base64\r\n\r\nUEsDBAoAAQAAAA==\r\n--b--\r\n"))
+	f.Add([]byte("From: a\r\n\r\nbody http://www.example.jp/x"))
+	f.Add([]byte("Subject:\r\n\tfolded\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tagged := tagSubject(data, "[SPAM] ")
+		if !bytes.Contains(tagged, []byte("[SPAM]")) {
+			t.Fatalf("no tag in %q", tagged)
+		}
+		m := mailparse.Parse(data, mailparse.Limits{})
+		_ = riskyAttachment(m)
+		out := sanitize(data, m, "ID1")
+		pm := mailparse.Parse(out, mailparse.Limits{})
+		for _, p := range pm.Parts {
+			if p.MediaType != "text/plain" && bytes.Contains(out[headerEnd(out):], []byte("--")) {
+				t.Fatalf("sanitised message has a %s part", p.MediaType)
+			}
+		}
+		for _, u := range mailparse.FindURLs(pm.Text()) {
+			if strings.HasPrefix(strings.ToLower(u), "http") {
+				t.Fatalf("clickable URL %q left in sanitised text", u)
+			}
 		}
 	})
 }

@@ -31,6 +31,7 @@ type Server struct {
 	cfg   Config
 	spool *spool.Spool
 	dlv   *deliverer
+	quar  *Quarantine // nil = no quarantine
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -74,6 +75,25 @@ func New(cfg Config) (*Server, error) {
 	s.readerPool.New = func() any { return bufio.NewReaderSize(nil, 64<<10) }
 	s.writerPool.New = func() any { return bufio.NewWriterSize(nil, 4<<10) }
 	s.dlv = newDeliverer(s)
+	if err := cfg.Content.Default.validate("Content.Default"); err != nil {
+		sp.Close()
+		return nil, err
+	}
+	for id, p := range cfg.Content.Tenants {
+		if err := p.validate("Content.Tenants[" + id + "]"); err != nil {
+			sp.Close()
+			return nil, err
+		}
+	}
+	if cfg.Quarantine.Dir != "" {
+		q, err := openQuarantine(cfg.Quarantine, cfg.Hostname, cfg.Now, cfg.Logger)
+		if err != nil {
+			sp.Close()
+			return nil, err
+		}
+		q.release = s.release
+		s.quar = q
+	}
 	for _, e := range entries {
 		env, err := decodeEnvelope(e.Envelope)
 		if err != nil {
@@ -168,7 +188,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.dlv.stop()
+	if s.quar != nil {
+		s.quar.close()
+	}
 	return s.spool.Close()
+}
+
+// Quarantine returns the quarantine store, or nil when
+// Config.Quarantine.Dir is empty.
+func (s *Server) Quarantine() *Quarantine { return s.quar }
+
+// release queues a quarantined original for delivery with its original
+// envelope, under a new queue id.
+func (s *Server) release(_ context.Context, it *QuarantineItem, data []byte) (string, error) {
+	id := s.newID()
+	env := &envelope{From: it.From, To: it.To, Tenant: it.Tenant, Dir: it.Direction, Client: it.Client, Helo: it.Helo,
+		Body8: it.Body8, UTF8: it.UTF8, Created: s.cfg.Now().UnixNano(), MsgID: it.MessageID, Subject: it.Subject}
+	ref, err := s.spool.Put(id, 0, env.encode(), data, nil)
+	if err != nil {
+		return "", fmt.Errorf("mailrelay: release: %w", err)
+	}
+	e := detect.Event{Type: "change", Action: "quarantine_release", Outcome: "success", Tenant: it.Tenant, ID: id}
+	e.Email.From, e.Email.To, e.Email.Subject, e.Email.MessageID, e.Email.Direction = it.From, it.To, it.Subject, it.MessageID, string(it.Direction)
+	e.Labels = []detect.Label{{Key: "quarantine_id", Value: it.ID}, {Key: "queue_id", Value: id}}
+	e.Time, e.Module, e.Dataset, e.Category = s.cfg.Now(), "mail", "mail.message", "email"
+	s.cfg.Sink.Emit(e)
+	s.dlv.enqueue(&qmsg{id: id, env: env, ref: ref, data: data})
+	return id, nil
 }
 
 // Close is Shutdown without waiting for sessions.
@@ -758,6 +804,19 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 			}
 		}
 	}
+	var content contentResult
+	if !verdict.Action.Stopped() && cfg.Content.enabled() {
+		var err error
+		content, err = cfg.Content.inspect(ctx, m)
+		if err != nil {
+			cfg.Logger.Warn("mailrelay: content check failed", "id", id, "err", err)
+			content.verdict = detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-content-error", Reason: "content scan unavailable"}
+		}
+		e.Labels = append(e.Labels, content.labels...)
+		if content.verdict.Action.Stopped() || verdict.Action == detect.ActionNone {
+			verdict = content.verdict
+		}
+	}
 	reportOnly := cfg.ReportOnly
 	if ss.tenant != nil {
 		reportOnly = reportOnly || ss.tenant.Policy.ReportOnly
@@ -777,11 +836,48 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 		emit("denied", "failure", verdict)
 		ss.reply(451, "4.7.1", "message deferred: "+sanitizeText(verdict.Reason))
 		return false
-	case detect.ActionQuarantine, detect.ActionDelete:
-		// No quarantine store yet: refuse rather than lose or pass it.
-		emit("denied", "failure", verdict)
-		ss.reply(550, "5.7.1", "message rejected by content policy: "+sanitizeText(verdict.Reason))
+	case detect.ActionQuarantine:
+		if s.quar == nil {
+			// No quarantine store: refuse rather than lose or pass it.
+			emit("denied", "failure", verdict)
+			ss.reply(550, "5.7.1", "message rejected by content policy: "+sanitizeText(verdict.Reason))
+			return false
+		}
+		if err := s.quar.put(ss.quarantineItem(m, verdict, &content, reasonOf(verdict.Rule)), m.Data); err != nil {
+			cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
+			emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-quarantine", Reason: "quarantine write failed"})
+			ss.reply(451, "4.3.0", "quarantine write failed, try later")
+			return false
+		}
+		e.Labels = append(e.Labels, detect.Label{Key: "quarantine_id", Value: id})
+		emit("denied", "success", verdict)
+		ss.accepted++
+		ss.reply(250, "2.0.0", "Ok: quarantined as "+id)
 		return false
+	case detect.ActionDelete:
+		// Accepted and discarded: the event is the only trace.
+		emit("deletion", "success", verdict)
+		ss.accepted++
+		ss.reply(250, "2.0.0", "Ok: "+id)
+		return false
+	}
+	if content.data != nil && !verdict.Action.Stopped() {
+		if content.keepOriginal {
+			if s.quar == nil {
+				emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-sanitize", Reason: "no quarantine for the original"})
+				ss.reply(451, "4.3.0", "cannot keep the original, try later")
+				return false
+			}
+			sv := detect.Verdict{Action: detect.ActionAllow, Rule: "mail-sanitize", RuleName: "sanitised", Reason: "sanitised; original kept"}
+			if err := s.quar.put(ss.quarantineItem(m, sv, &content, "sanitized"), m.Data); err != nil {
+				cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
+				emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-quarantine", Reason: "quarantine write failed"})
+				ss.reply(451, "4.3.0", "quarantine write failed, try later")
+				return false
+			}
+			e.Labels = append(e.Labels, detect.Label{Key: "quarantine_id", Value: id})
+		}
+		data = content.data
 	}
 
 	env := &envelope{From: m.From, To: m.To, Tenant: m.Tenant, Dir: m.Direction, Client: ss.client.String(),
@@ -801,6 +897,33 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 	ss.reply(250, "2.0.0", "Ok: queued as "+id)
 	s.dlv.enqueue(&qmsg{id: id, env: env, ref: ref, data: data})
 	return false
+}
+
+// reasonOf maps a deciding rule to a quarantine reason.
+func reasonOf(rule string) string {
+	switch rule {
+	case "mail-virus", "mail-av-oversize":
+		return "virus"
+	case "mail-spam":
+		return "spam"
+	case "mail-attachment":
+		return "attachment"
+	case "mail-ad":
+		return "ad"
+	case "mail-dmarc":
+		return "dmarc"
+	}
+	return "policy"
+}
+
+func (ss *session) quarantineItem(m *Message, v detect.Verdict, c *contentResult, reason string) *QuarantineItem {
+	it := &QuarantineItem{ID: m.ID, Tenant: m.Tenant, Direction: m.Direction, Time: ss.s.cfg.Now().UTC(), Client: m.Client.String(),
+		Helo: m.Helo, From: m.From, To: m.To, HeaderFrom: m.HeaderFrom, Subject: m.Subject, MessageID: m.MessageID,
+		Reason: reason, Rule: v.Rule, Detail: v.Reason, Virus: c.virus, Body8: ss.body8, UTF8: ss.utf8}
+	if c.report != nil {
+		it.Score, it.Hits = c.report.Score, c.report.Hits
+	}
+	return it
 }
 
 func (ss *session) tenantOfRcpt() *tenant.Tenant {

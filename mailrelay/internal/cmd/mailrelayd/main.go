@@ -21,8 +21,10 @@ import (
 	"time"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/internal/clamd"
 	"github.com/jichitai/seccloud/mailrelay"
 	"github.com/jichitai/seccloud/mailrelay/mailrelaytest"
+	"github.com/jichitai/seccloud/mailrelay/spam"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -62,6 +64,10 @@ func main() {
 	authFake := flag.Bool("auth-fixture", false, "check SPF/DKIM/DMARC on inbound mail against a built-in DNS fixture "+
 		"(client.bench.test: SPF ip4:127.0.0.0/8 -all, DMARC p=none); with -tenant-net outside the client's address the "+
 		"bench workload becomes inbound")
+	clamdAddr := flag.String("clamd", "", "scan every message with clamd at this address (host:port or socket path)")
+	spamOn := flag.Bool("spam", false, "score inbound mail for spam and advertising (shipped classifier, header rules)")
+	quarDir := flag.String("quarantine", "", "quarantine directory (empty = none: quarantine verdicts are refused)")
+	reportOnly := flag.Bool("report-only", false, "report-only mode: every check runs, nothing is stopped (for the bench)")
 	flag.Parse()
 	if *queue == "" {
 		log.Fatal("mailrelayd: -queue is required")
@@ -95,14 +101,33 @@ func main() {
 			"_dmarc.client.bench.test": {"v=DMARC1; p=none"},
 		}}
 	}
+	var content mailrelay.ContentConfig
+	if *spamOn {
+		sc, err := spam.New(spam.Config{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		content.Spam = sc
+	}
+	if *clamdAddr != "" {
+		c, err := clamd.New(clamd.Config{Address: *clamdAddr})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer c.Close()
+		content.AV = c
+	}
 	srv, err := mailrelay.New(mailrelay.Config{
-		Auth:      auth,
-		Hostname:  *hostname,
-		Directory: dir,
-		Queue:     mailrelay.QueueConfig{Dir: *queue, NoSync: *nosync},
-		Delivery:  mailrelay.DeliveryConfig{Smarthost: *smarthost, Workers: *workers},
-		Sink:      sink,
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		Content:    content,
+		Quarantine: mailrelay.QuarantineConfig{Dir: *quarDir},
+		ReportOnly: *reportOnly,
+		Auth:       auth,
+		Hostname:   *hostname,
+		Directory:  dir,
+		Queue:      mailrelay.QueueConfig{Dir: *queue, NoSync: *nosync},
+		Delivery:   mailrelay.DeliveryConfig{Smarthost: *smarthost, Workers: *workers},
+		Sink:       sink,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		log.Fatal(err)
