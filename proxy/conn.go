@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +66,7 @@ type clientConn struct {
 	held   bool
 	ev     detect.Event
 	abuf   [1]netip.Addr
+	fh     fastHead
 
 	mu sync.Mutex
 	up net.Conn // upstream in use, closed by forceClose
@@ -114,6 +117,13 @@ func putBufio(br *bufio.Reader, bw *bufio.Writer) {
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// releaseBufio gives the client connection's buffers back to the pool
+// for a tunnel, which no longer uses them (the connection ends with it).
+func (cc *clientConn) releaseBufio() {
+	putBufio(cc.br, cc.bw)
+	cc.br, cc.bw = nil, nil
+}
 
 func (cc *clientConn) closeIfIdle() {
 	if cc.state.Load() == stateIdle {
@@ -194,7 +204,10 @@ func (cc *clientConn) next() bool {
 		return false // nothing worth an event (client went away between requests)
 	}
 	ev.Duration = s.now().Sub(start)
-	ev.BytesIn = cc.cnt.r - int64(cc.br.Buffered()) - in0
+	ev.BytesIn = cc.cnt.r - in0
+	if cc.br != nil {
+		ev.BytesIn -= int64(cc.br.Buffered())
+	}
 	ev.BytesOut = cc.cnt.w - out0
 	s.sink.Emit(*ev)
 	return keep && !s.shutdown.Load()
@@ -315,6 +328,10 @@ func (cc *clientConn) handle(req *http.Request, ev *detect.Event) bool {
 	if req.Method == http.MethodConnect {
 		return cc.tunnel(req, t, terminal, ev)
 	}
+	if s.insp != nil && req.URL.Scheme == "" && (req.Method == http.MethodGet || req.Method == http.MethodHead) &&
+		(req.URL.Path == CAPath || req.URL.Path == CAPathDER) {
+		return cc.serveCA(req, ev)
+	}
 	if req.URL.Scheme != "http" || req.URL.Host == "" {
 		ja, en := "このポートはプロキシです。http:// で始まる URL を指定してください。", "This port is a proxy: send absolute http:// URLs."
 		if req.URL.Scheme != "" {
@@ -359,7 +376,7 @@ func (cc *clientConn) handle(req *http.Request, ev *detect.Event) bool {
 	if v.Action == detect.ActionBlock {
 		return cc.block(v, req.RequestURI, keep, ev)
 	}
-	return cc.forward(req, t, addrs, port, path, ev)
+	return cc.forward(req, t, s.routeFor(t, name), addrs, port, path, ev)
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -371,30 +388,35 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-// getUpstream returns a pooled connection to one of addrs, or dials one.
-func (cc *clientConn) getUpstream(t *tenant.Tenant, addrs []netip.Addr, port uint16) (*upConn, error) {
+// getUpstream returns a pooled connection to one of addrs, or dials one,
+// on the route's egress path.
+func (cc *clientConn) getUpstream(t *tenant.Tenant, rt *route, addrs []netip.Addr, port uint16) (*upConn, error) {
 	s := cc.s
+	brk := rt.path == PathBreakout
 	for _, a := range addrs {
 		eg, ok := egressFor(t, a)
+		if brk {
+			eg, ok = s.brk.local(a), true
+		}
 		if !ok {
 			continue
 		}
-		if u := s.pool.get(poolKey{eg, netip.AddrPortFrom(a, port)}); u != nil {
+		if u := s.pool.get(poolKey{eg, netip.AddrPortFrom(a, port), brk}); u != nil {
 			return u, nil
 		}
 	}
-	c, dst, eg, err := s.dial(context.Background(), t, addrs, port)
+	c, dst, eg, err := s.dialRoute(context.Background(), t, rt, addrs, port)
 	if err != nil {
 		return nil, err
 	}
-	u := &upConn{c: c, key: poolKey{eg, dst}}
+	u := &upConn{c: c, key: poolKey{eg, dst, rt.path == PathBreakout}}
 	u.br, u.bw = getBufio(c, c)
 	return u, nil
 }
 
 // forward relays an HTTP request upstream and the response back; it
 // reports whether the client connection stays open.
-func (cc *clientConn) forward(req *http.Request, t *tenant.Tenant, addrs []netip.Addr, port uint16, path string, ev *detect.Event) bool {
+func (cc *clientConn) forward(req *http.Request, t *tenant.Tenant, rt route, addrs []netip.Addr, port uint16, path string, ev *detect.Event) bool {
 	s := cc.s
 	if req.Header.Get("Expect") != "" && !bodyless(req) {
 		// Answer 100-continue ourselves: the upstream gets the body at once.
@@ -407,9 +429,11 @@ func (cc *clientConn) forward(req *http.Request, t *tenant.Tenant, addrs []netip
 	}
 	var u *upConn
 	var resp *http.Response
+	var fast *fastHead
+	tryFast := s.cfg.Scanner == nil && !s.noFastHead && !isWebSocket(req)
 	for attempt := 0; ; attempt++ {
 		var err error
-		u, err = cc.getUpstream(t, addrs, port)
+		u, err = cc.getUpstream(t, &rt, addrs, port)
 		if err != nil {
 			s.log.Debug("proxy: upstream dial failed", "url", req.RequestURI, "err", err)
 			cc.writePage(errorPage(502, "接続先のサーバーに接続できませんでした。", "The destination server could not be reached.",
@@ -417,9 +441,18 @@ func (cc *clientConn) forward(req *http.Request, t *tenant.Tenant, addrs []netip
 			return bodyless(req) && !req.Close
 		}
 		ev.Dest = u.key.dest
+		if attempt == 0 {
+			rt.label(ev)
+		}
 		cc.setUp(u.c)
 		err = cc.writeRequest(u, req, path)
-		if err == nil {
+		if err == nil && tryFast {
+			var ok bool
+			if fast, ok, err = cc.peekHead(u, req); !ok {
+				fast = nil
+			}
+		}
+		if err == nil && fast == nil {
 			resp, err = cc.readResponse(u, req)
 		}
 		if err == nil {
@@ -441,15 +474,27 @@ func (cc *clientConn) forward(req *http.Request, t *tenant.Tenant, addrs []netip
 		cc.writePage(errorPage(status, ja, en, req.RequestURI, cc.ref(ev)), false, ev)
 		return false
 	}
-	ev.HTTP.Status = resp.StatusCode
-	reusable, keep, err := cc.writeResponse(u, req, resp)
+	var reusable, keep bool
+	var err error
+	if fast != nil {
+		ev.HTTP.Status = fast.status
+		reusable, keep, err = cc.writeFast(u, req, fast)
+	} else {
+		ev.HTTP.Status = resp.StatusCode
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return cc.relayUpgrade(u, req, resp, ev)
+		}
+		reusable, keep, err = cc.writeResponse(u, req, resp)
+	}
 	cc.setUp(nil)
 	if err != nil {
 		ev.Outcome = "failure"
 		u.close()
 		return false
 	}
-	ev.Outcome = "success"
+	if ev.Outcome == "" {
+		ev.Outcome = "success"
+	}
 	if reusable {
 		s.pool.put(u)
 	} else {
@@ -500,6 +545,9 @@ func (cc *clientConn) writeRequest(u *upConn, req *http.Request, path string) er
 		bw.WriteString("Via: 1.1 ")
 		bw.WriteString(s.cfg.Via)
 		bw.WriteString("\r\n")
+	}
+	if isWebSocket(req) {
+		bw.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n")
 	}
 	switch {
 	case req.ContentLength > 0:
@@ -565,7 +613,10 @@ func (cc *clientConn) readResponse(u *upConn, req *http.Request) (*http.Response
 			return resp, nil
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			return nil, errors.New("proxy: unexpected 101 (upgrades are not relayed)")
+			if isWebSocket(req) && strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+				return resp, nil
+			}
+			return nil, errors.New("proxy: unexpected 101 (only WebSocket upgrades are relayed)")
 		}
 		if resp.StatusCode == http.StatusContinue {
 			continue // already answered to the client
@@ -624,17 +675,29 @@ func (cc *clientConn) writeResponse(u *upConn, req *http.Request, resp *http.Res
 	keep = !req.Close && !s.shutdown.Load() && (req.ProtoMinor >= 1 || hasToken(req.Header["Connection"], "keep-alive"))
 	reusable = !resp.Close
 	chunked := len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
-	switch {
-	case noResponseBody(req, resp):
+	if noResponseBody(req, resp) {
 		cc.writeHead(resp, req, "", !keep)
 		return reusable, keep, cc.flush()
+	}
+	if s.cfg.Scanner != nil {
+		if resp.ContentLength <= s.cfg.ScanMaxBytes {
+			return cc.scanRelay(u, req, resp, reusable, keep, chunked)
+		}
+		s.scanCnt.skipped.Add(1)
+		cc.ev.Labels = append(cc.ev.Labels, detect.Label{Key: "scan", Value: "skipped-too-large"})
+	}
+	switch {
 	case resp.ContentLength >= 0 && !chunked:
 		n := resp.ContentLength
 		cc.writeHead(resp, req, "Content-Length: "+strconv.FormatInt(n, 10)+"\r\n", !keep)
 		return reusable, keep, cc.copyBody(u, n)
 	}
-	// Chunked or close-delimited: re-chunk for HTTP/1.1 clients, stream
-	// and close for HTTP/1.0 ones.
+	return cc.relayStream(u, req, resp, resp.Body, reusable, keep, chunked)
+}
+
+// relayStream relays a chunked or close-delimited body: re-chunked for
+// HTTP/1.1 clients, streamed and closed for HTTP/1.0 ones.
+func (cc *clientConn) relayStream(u *upConn, req *http.Request, resp *http.Response, body io.Reader, reusable, keep, chunked bool) (bool, bool, error) {
 	if !chunked {
 		reusable = false
 	}
@@ -644,7 +707,49 @@ func (cc *clientConn) writeResponse(u *upConn, req *http.Request, resp *http.Res
 	} else {
 		cc.writeHead(resp, req, "Transfer-Encoding: chunked\r\n", !keep)
 	}
-	return reusable, keep, cc.copyStream(u, resp.Body, req.ProtoMinor >= 1)
+	return reusable, keep, cc.copyStream(u, body, req.ProtoMinor >= 1)
+}
+
+// scanRelay reads a body of at most ScanMaxBytes, scans it and relays it,
+// or answers the block page instead. A chunked or close-delimited body
+// that turns out longer passes unscanned.
+func (cc *clientConn) scanRelay(u *upConn, req *http.Request, resp *http.Response, reusable, keep, chunked bool) (bool, bool, error) {
+	s := cc.s
+	ev := &cc.ev
+	body, err := readForScan(deadlineReader{resp.Body, u.c, cc}, s.cfg.ScanMaxBytes)
+	if errors.Is(err, errTooBigToScan) {
+		s.scanCnt.skipped.Add(1)
+		ev.Labels = append(ev.Labels, detect.Label{Key: "scan", Value: "skipped-too-large"})
+		return cc.relayStream(u, req, resp, io.MultiReader(bytes.NewReader(body), resp.Body), reusable, keep, chunked)
+	}
+	if err != nil {
+		cc.writePage(errorPage(502, "接続先のサーバーから正しい応答がありませんでした。", "The destination server sent no valid response.",
+			req.RequestURI, cc.ref(ev)), false, ev)
+		return false, false, nil
+	}
+	if v := s.scanBody(body, req.RequestURI, ev); v.Action == detect.ActionBlock {
+		cc.block(v, req.RequestURI, keep, ev)
+		return reusable && (chunked || resp.ContentLength >= 0), keep, nil
+	}
+	if !chunked && resp.ContentLength < 0 {
+		reusable = false // close-delimited: read to EOF
+	}
+	cc.writeHead(resp, req, "Content-Length: "+strconv.Itoa(len(body))+"\r\n", !keep)
+	_ = cc.cnt.Conn.SetWriteDeadline(s.now().Add(s.cfg.IdleTimeout))
+	_, _ = cc.bw.Write(body)
+	return reusable, keep, cc.flush()
+}
+
+// deadlineReader renews the upstream read deadline before every read.
+type deadlineReader struct {
+	r  io.Reader
+	c  net.Conn
+	cc *clientConn
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	_ = d.c.SetReadDeadline(d.cc.s.now().Add(d.cc.s.cfg.IdleTimeout))
+	return d.r.Read(p)
 }
 
 func (cc *clientConn) flush() error {
@@ -669,8 +774,20 @@ func (cc *clientConn) copyBody(u *upConn, n int64) error {
 	_ = u.c.SetReadDeadline(now.Add(s.cfg.IdleTimeout))
 	_ = c.SetWriteDeadline(now.Add(s.cfg.IdleTimeout))
 	if n <= smallBody || u.br.Buffered() >= int(n) {
-		if _, err := io.CopyN(cc.bw, u.br, n); err != nil {
-			return err
+		for n > 0 {
+			k := int(min(n, int64(u.br.Size())))
+			b, err := u.br.Peek(k)
+			if len(b) > 0 {
+				_, _ = cc.bw.Write(b)
+				_, _ = u.br.Discard(len(b))
+				n -= int64(len(b))
+			}
+			if err != nil && n > 0 {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
 		}
 		return cc.flush()
 	}
@@ -780,4 +897,63 @@ func (cc *clientConn) copyStream(u *upConn, body io.Reader, chunk bool) error {
 			return err
 		}
 	}
+}
+
+// isWebSocket reports whether req asks for a WebSocket upgrade.
+func isWebSocket(req *http.Request) bool {
+	return len(req.Header["Upgrade"]) > 0 && hasToken(req.Header["Connection"], "upgrade") &&
+		strings.EqualFold(req.Header.Get("Upgrade"), "websocket")
+}
+
+// relayUpgrade relays an accepted WebSocket upgrade: the 101 head, then
+// bytes both ways as in a tunnel (half-close, shared idle clock) until
+// both sides are done. The client connection ends with it.
+func (cc *clientConn) relayUpgrade(u *upConn, req *http.Request, resp *http.Response, ev *detect.Event) bool {
+	s := cc.s
+	defer func() {
+		cc.setUp(nil)
+		u.close()
+	}()
+	ev.Labels = append(ev.Labels, detect.Label{Key: "upgrade", Value: "websocket"})
+	cc.writeHead(resp, req, "Connection: Upgrade\r\nUpgrade: websocket\r\n", false)
+	if err := cc.flush(); err != nil {
+		ev.Outcome = "failure"
+		return false
+	}
+	// Frames the origin sent right after the 101 go first.
+	if k := u.br.Buffered(); k > 0 {
+		b, _ := u.br.Peek(k)
+		if _, err := cc.cnt.Write(b); err != nil {
+			ev.Outcome = "failure"
+			return false
+		}
+		_, _ = u.br.Discard(k)
+	}
+	tn := &tunnelPipe{idle: s.cfg.TunnelIdleTimeout, now: s.now}
+	tn.last.Store(s.now().UnixNano())
+	var once sync.Once
+	abort := func() {
+		once.Do(func() {
+			cc.cnt.Conn.Close()
+			u.c.Close()
+		})
+	}
+	errc := make(chan error, 1)
+	go func() {
+		err := tn.pipe(u.c, cc.br, cc.cnt.Conn) // client -> origin, buffered bytes first
+		if err != nil {
+			abort()
+		}
+		errc <- err
+	}()
+	err1 := tn.pipe(&cc.cnt, u.c, u.c)
+	if err1 != nil {
+		abort()
+	}
+	err2 := <-errc
+	ev.Outcome = "success"
+	if err1 != nil || err2 != nil {
+		ev.Outcome = "failure"
+	}
+	return false
 }

@@ -151,8 +151,9 @@ func (u *upConn) close() {
 }
 
 type poolKey struct {
-	egress netip.Addr
-	dest   netip.AddrPort
+	egress   netip.Addr
+	dest     netip.AddrPort
+	breakout bool // over the breakout line
 }
 
 // pool keeps idle upstream connections per (egress, destination), most

@@ -19,6 +19,15 @@
 //  5. emits one ECS access event per request or tunnel to the
 //     [detect.Sink].
 //
+// Optional, each off by default: TLS inspection of CONNECT tunnels with an
+// appliance [CA] (Config.Inspect: minted leaf certificates, bypass by
+// domain and category, origin certificates verified, ALPN h2/http1.1 both
+// ways); malware scanning of downloads (Config.Scanner, [ClamdScanner]);
+// SaaS tenant restrictions (Config.TenantRestrictions); SaaS breakout over
+// a separate line with a health check and fall-back (Config.Breakout);
+// per-tenant bandwidth ceilings (tenant.Bandwidth, through ratelimit);
+// WebSocket upgrades.
+//
 // Blocked requests get an HTML page in Japanese with English below, naming
 // the reason, the rule and a reference (the event id).
 //
@@ -38,7 +47,6 @@
 //	...
 //	err = srv.Shutdown(ctx)
 //
-// Not built yet (see README.md): TLS inspection, anti-virus scanning, SaaS
-// breakout and tenant restrictions, bandwidth shaping, WebSocket upgrades,
-// threat-intel blocking, https:// absolute URIs.
+// Not built yet (see README.md): fair sharing of a global capacity,
+// https:// absolute URIs, threat intel on resolved addresses.
 package proxy

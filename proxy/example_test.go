@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/proxy"
@@ -73,4 +74,20 @@ func Example() {
 	// /ads/banner 403
 	// event: aoba GET / 200 none
 	// event: aoba GET /ads/banner 403 block proxy-block-list
+}
+
+// The inspection CA mints one certificate per host and keeps it.
+func ExampleCA() {
+	certPEM, keyPEM, err := proxy.GenerateCA("seccloud TLS inspection CA", time.Now())
+	if err != nil {
+		panic(err)
+	}
+	ca, err := proxy.NewCA(certPEM, keyPEM, proxy.CAConfig{})
+	if err != nil {
+		panic(err)
+	}
+	leaf, _ := ca.Leaf("www.example.jp")
+	again, _ := ca.Leaf("www.example.jp")
+	fmt.Println(leaf.Leaf.DNSNames, leaf.Leaf.Issuer.CommonName, leaf == again, ca.Minted())
+	// Output: [www.example.jp] seccloud TLS inspection CA true 1
 }

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
+	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -94,6 +97,48 @@ func FuzzParseCategories(f *testing.F) {
 			if d == "" || c == "" || strings.ContainsAny(c, " \t#") {
 				t.Fatalf("%q -> %q", d, c)
 			}
+		}
+	})
+}
+
+// FuzzFastHead: whatever the fast response-head parser accepts,
+// net/http's parser accepts too, with the same status and length.
+func FuzzFastHead(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: x\r\n\r\n",
+		"HTTP/1.0 204 No Content\r\n\r\n",
+		"HTTP/1.1 304\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n Folded: x\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, b []byte, head bool) {
+		i := bytes.Index(b, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		b = b[:i+4]
+		method := "GET"
+		if head {
+			method = "HEAD"
+		}
+		h := fastHead{length: -1}
+		if !h.parse(b, &http.Request{Method: method}) {
+			return
+		}
+		status, length := h.status, h.length
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("fast parser accepted %q, net/http refused: %v", b, err)
+		}
+		if resp.StatusCode != status {
+			t.Fatalf("%q: status %d, net/http %d", b, status, resp.StatusCode)
+		}
+		if method == "GET" && status != 204 && status != 304 && resp.ContentLength != length {
+			t.Fatalf("%q: length %d, net/http %d", b, length, resp.ContentLength)
 		}
 	})
 }

@@ -83,6 +83,13 @@ func blockPage(v detect.Verdict, url, ref string) page {
 		p.Status = 503
 		p.TitleJA, p.TitleEN = "接続数が上限に達しています", "Too many connections"
 		p.ReasonJA = "所属団体の同時接続数が上限に達しています。しばらくしてから再度お試しください。"
+	case RuleMalware:
+		p.TitleJA, p.TitleEN = "マルウェアを検知したためダウンロードを止めました", "Malware was found: the download was stopped"
+		p.ReasonJA = "ダウンロードしようとしたファイルからマルウェア「" + v.RuleName + "」が検知されました。ファイルは端末に届いていません。"
+	case RuleScannerDown:
+		p.Status = 503
+		p.TitleJA, p.TitleEN = "ウイルス検査ができませんでした", "The download could not be scanned"
+		p.ReasonJA = "ウイルス検査サーバーが応答しないため、安全のためダウンロードを止めました。しばらくしてから再度お試しください。"
 	case RulePolicyError:
 		p.Status = 503
 		p.TitleJA, p.TitleEN = "ポリシーを判定できませんでした", "The policy could not be evaluated"

@@ -25,6 +25,8 @@ const (
 	DefaultUpstreamIdleTimeout   = 30 * time.Second
 	DefaultMaxHeaderBytes        = 64 << 10
 	DefaultMaxIdlePerHost        = 256
+	DefaultScanMaxBytes          = 10 << 20
+	DefaultScanTimeout           = 30 * time.Second
 )
 
 // DefaultDenyDestinations are the destination networks refused when
@@ -109,6 +111,36 @@ type Config struct {
 	// TenantConns caps connections per tenant id. Nil means no cap.
 	TenantConns ConnLimiter
 
+	// Inspect turns TLS inspection of CONNECT tunnels on (see
+	// InspectConfig). Nil splices every tunnel untouched.
+	Inspect *InspectConfig
+	// TenantRestrictions maps tenant ids to the SaaS tenant restrictions
+	// inserted on the vendors' login hosts. Needs Inspect (those hosts
+	// are inspected even when Inspect.All is false). Nil inserts none.
+	TenantRestrictions map[string]TenantRestriction
+	// Breakout sends the SaaS apps named in a tenant's
+	// Policy.Breakout over a separate line with a health check and
+	// fall-back (see BreakoutConfig). Nil: everything leaves from the
+	// tenants' egress addresses.
+	Breakout *BreakoutConfig
+	// Scanner scans response bodies (plain HTTP and inspected HTTPS) of
+	// up to ScanMaxBytes; a hit replaces the download with the block page
+	// (rule proxy-malware). Nil scans nothing. NewClamdScanner is the
+	// default implementation.
+	Scanner Scanner
+	// ScanMaxBytes is the largest body scanned; larger bodies pass
+	// unscanned (counted, labelled scan=skipped-too-large). Zero means
+	// DefaultScanMaxBytes (10 MiB). Keep it at or under clamd's
+	// StreamMaxLength.
+	ScanMaxBytes int64
+	// ScanTimeout bounds one scan. Zero means DefaultScanTimeout.
+	ScanTimeout time.Duration
+	// ScanFailOpen lets bodies through unscanned when the scanner fails
+	// (logged, counted in ScanStats). False (the default) fails closed:
+	// the download is replaced by a page (rule
+	// proxy-scanner-unavailable).
+	ScanFailOpen bool
+
 	// ReadHeaderTimeout bounds reading a request's header once its first
 	// byte arrived (slowloris), and waiting for the first request of a new
 	// connection. Zero means DefaultReadHeaderTimeout.
@@ -151,6 +183,14 @@ type Server struct {
 	deny     []netip.Prefix
 	allow    []netip.Prefix
 	pool     pool
+	insp     *inspector
+	brk      *breakout
+	shapers  shapers
+	// noFastHead turns the fast response-head path off (benchmarks
+	// compare both paths in one run).
+	noFastHead bool
+	restrict   map[string][]*restriction
+	scanCnt    scanCounters
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -180,6 +220,7 @@ func New(cfg Config) (*Server, error) {
 		{"DialTimeout", &cfg.DialTimeout, DefaultDialTimeout},
 		{"ResponseHeaderTimeout", &cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
 		{"UpstreamIdleTimeout", &cfg.UpstreamIdleTimeout, DefaultUpstreamIdleTimeout},
+		{"ScanTimeout", &cfg.ScanTimeout, DefaultScanTimeout},
 	} {
 		switch {
 		case *d.v < 0:
@@ -199,6 +240,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxIdlePerHost == 0 {
 		cfg.MaxIdlePerHost = DefaultMaxIdlePerHost
 	}
+	switch {
+	case cfg.ScanMaxBytes < 0:
+		return nil, fmt.Errorf("proxy: Config.ScanMaxBytes must not be negative, got %d", cfg.ScanMaxBytes)
+	case cfg.ScanMaxBytes == 0:
+		cfg.ScanMaxBytes = DefaultScanMaxBytes
+	}
+	if len(cfg.TenantRestrictions) > 0 && cfg.Inspect == nil {
+		return nil, errors.New("proxy: Config.TenantRestrictions need Config.Inspect (the login hosts must be inspected)")
+	}
+	restrict, err := compileRestrictions(cfg.TenantRestrictions)
+	if err != nil {
+		return nil, err
+	}
 	for i, p := range cfg.ConnectPorts {
 		if p == 0 {
 			return nil, fmt.Errorf("proxy: Config.ConnectPorts[%d] must not be 0", i)
@@ -216,11 +270,12 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, sink: cfg.Sink, resolver: cfg.Resolver, now: cfg.Now,
 		deny: cfg.DenyDestinations, allow: cfg.AllowDestinations,
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*clientConn]struct{}),
-		done: make(chan struct{}),
+		done: make(chan struct{}), restrict: restrict,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+
 	if s.sink == nil {
 		s.sink = detect.Discard
 	}
@@ -239,6 +294,21 @@ func New(cfg Config) (*Server, error) {
 				return nil, errors.New("proxy: Config.DenyDestinations/AllowDestinations hold an invalid prefix")
 			}
 		}
+	}
+	if cfg.Breakout != nil {
+		if s.brk, err = newBreakout(*cfg.Breakout); err != nil {
+			return nil, err
+		}
+		s.brk.healthy.Store(true) // until the first check says otherwise
+	}
+	if cfg.Inspect != nil {
+		if s.insp, err = newInspector(s, *cfg.Inspect); err != nil {
+			return nil, err
+		}
+	}
+	if s.brk != nil {
+		s.wg.Add(1)
+		go s.healthLoop()
 	}
 	s.pool.init(cfg.MaxIdlePerHost, cfg.UpstreamIdleTimeout, s.now)
 	s.wg.Add(1)
@@ -341,6 +411,11 @@ func (s *Server) closeListeners() {
 // Pooled upstream connections are closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeListeners()
+	if s.insp != nil {
+		// Idle inspected connections close now, busy ones after their
+		// request; each then ends its tunnel.
+		go func() { _ = s.insp.shutdown(ctx) }()
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -369,6 +444,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // their goroutines to end.
 func (s *Server) Close() error {
 	s.closeListeners()
+	if s.insp != nil {
+		s.insp.close()
+	}
 	s.mu.Lock()
 	for cc := range s.conns {
 		cc.forceClose()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/proxy/internal/hostport"
+	"github.com/jichitai/seccloud/ratelimit"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -41,6 +42,12 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 		return cc.block(detect.Verdict{Action: detect.ActionBlock, Rule: RuleConnectPort, RuleName: itoa(int(port)),
 			Reason: "CONNECT to port " + itoa(int(port)) + " is not allowed"}, req.RequestURI, false, ev)
 	}
+	if s.insp != nil && s.insp.intercepts(t, name) {
+		// Inspected: every decrypted request is judged (names, URLs,
+		// destinations), and a refusal is a readable block page inside
+		// TLS instead of a bare 403 to the CONNECT.
+		return cc.intercept(req, t, terminal, name, port, ev)
+	}
 	ctx := context.Background()
 	if s.cfg.Decider != nil {
 		v, err := s.cfg.Decider.Decide(ctx, Request{Tenant: t, Client: cc.client, Terminal: terminal,
@@ -63,7 +70,9 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 	if v.Action == detect.ActionBlock {
 		return cc.block(v, req.RequestURI, false, ev)
 	}
-	up, dst, _, err := s.dial(ctx, t, addrs, port)
+	rt := s.routeFor(t, name)
+	up, dst, _, err := s.dialRoute(ctx, t, &rt, addrs, port)
+	rt.label(ev)
 	if err != nil {
 		status, ja, en := 502, "接続先のサーバーに接続できませんでした。", "The destination server could not be reached."
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
@@ -100,6 +109,7 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 		}
 		_, _ = cc.br.Discard(k)
 	}
+	cc.releaseBufio() // the tunnel reads and writes the sockets directly
 	tn := &tunnelPipe{idle: s.cfg.TunnelIdleTimeout, now: s.now}
 	tn.last.Store(s.now().UnixNano())
 	// Either direction failing (reset, idle timeout) aborts both; a clean
@@ -161,9 +171,6 @@ type closeWriter interface{ CloseWrite() error }
 // idle time; the tunnel ends when neither did. rc is src's underlying
 // connection (for deadlines); dst is a net.Conn or a *countConn over one.
 func (tn *tunnelPipe) pipe(dst io.Writer, src io.Reader, rc net.Conn) error {
-	bp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(bp)
-	buf := (*bp)[:16<<10]
 	var dc net.Conn
 	switch d := dst.(type) {
 	case *countConn:
@@ -171,15 +178,50 @@ func (tn *tunnelPipe) pipe(dst io.Writer, src io.Reader, rc net.Conn) error {
 	case net.Conn:
 		dc = d
 	}
+	// When src reads straight from rc (no user-space buffer in between),
+	// an idle direction waits for data without holding a buffer: the
+	// buffer is taken when data is there and given back when a read comes
+	// up short (the socket is drained for now).
+	waitable := src == io.Reader(rc)
+	if c, ok := src.(*countConn); ok && c.Conn == rc {
+		waitable = true
+	}
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			copyBufPool.Put(bp)
+		}
+	}()
+	more := false
 	_ = rc.SetReadDeadline(tn.now().Add(tn.idle))
 	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			now := tn.now()
-			tn.last.Store(now.UnixNano())
-			_ = dc.SetWriteDeadline(now.Add(tn.idle))
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+		var n int
+		var err error
+		if waitable && !more {
+			if bp != nil {
+				copyBufPool.Put(bp)
+				bp = nil
+			}
+			var ok bool
+			ok, err = waitReadable(rc)
+			if !ok {
+				waitable, err = false, nil
+			}
+		}
+		if err == nil {
+			if bp == nil {
+				bp = copyBufPool.Get().(*[]byte)
+			}
+			buf := (*bp)[:16<<10]
+			n, err = src.Read(buf)
+			more = n == len(buf)
+			if n > 0 {
+				now := tn.now()
+				tn.last.Store(now.UnixNano())
+				_ = dc.SetWriteDeadline(now.Add(tn.idle))
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return werr
+				}
 			}
 		}
 		if err == nil {
@@ -194,6 +236,9 @@ func (tn *tunnelPipe) pipe(dst io.Writer, src io.Reader, rc net.Conn) error {
 			return err
 		}
 		if errors.Is(err, io.EOF) {
+			if sc, ok := dc.(*ratelimit.Conn); ok {
+				dc = sc.Conn // a shaped upstream: half-close the socket
+			}
 			if cw, ok := dc.(closeWriter); ok {
 				_ = cw.CloseWrite()
 				return nil
