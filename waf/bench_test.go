@@ -21,6 +21,7 @@ func BenchmarkProxy(b *testing.B) {
 	defer origin.Close()
 	s, err := waf.New(waf.Config{
 		Directory: directory(b, tenant.Site{Host: siteHost, Origins: []string{origin.URL, origin.URL + "/"}}),
+		DDoS:      waf.DDoSConfig{Disabled: true}, // one client address: the per-client limits would throttle it
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -57,6 +58,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	defer origin.Close()
 	s := newServer(b, waf.Config{
 		Directory: directory(b, tenant.Site{Host: siteHost, Origins: []string{origin.URL}}),
+		DDoS:      waf.DDoSConfig{Disabled: true},
 	})
 	b.ReportAllocs()
 	b.ResetTimer()

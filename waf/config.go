@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -68,6 +69,59 @@ type Config struct {
 	Origins OriginConfig
 	// TLS tunes certificate handling on the HTTPS listener.
 	TLS TLSConfig
+
+	// Engine inspects every proxied request (see engine.go); nil means no
+	// inspection. NewCRSEngine builds the default: OWASP CRS on Coraza
+	// with our decoding layer, one instance shared by all sites.
+	Engine Engine
+	// Inspection tunes how requests are fed to the Engine (body limit).
+	Inspection InspectionConfig
+
+	// Limits bound request sizes for every site (guard.go); a site's
+	// SiteOptions.Limits overrides field by field.
+	Limits Limits
+	// Access are the global source address allow / deny lists.
+	Access IPLists
+	// GeoIP is an optional MaxMind-format country database for the
+	// sites' country rules (geoip.go).
+	GeoIP GeoIPConfig
+	// Cache is the CDN cache shared by all sites (waf/cache).
+	Cache CacheConfig
+	// DDoS configures the layer-7 DDoS limits (ddos.go).
+	DDoS DDoSConfig
+}
+
+// CacheConfig configures the CDN cache. The zero value is a 256 MiB
+// memory cache; each site's SiteOptions.Cache sets its policy.
+type CacheConfig struct {
+	// Disabled proxies every request without the cache.
+	Disabled bool
+	// MaxBytes bounds the memory tier; 0 means cache.DefaultMaxBytes.
+	MaxBytes int64
+	// MaxObjectBytes is the largest response stored; 0 means
+	// cache.DefaultMaxObjectBytes.
+	MaxObjectBytes int64
+	// Dir enables the disk tier in that directory (emptied at start);
+	// MaxDiskBytes bounds it (0 means 4 × MaxBytes).
+	Dir          string
+	MaxDiskBytes int64
+}
+
+// SiteCache is a site's cache policy. The zero value follows the origin's
+// Cache-Control with no default lifetime and no grace.
+type SiteCache struct {
+	// Disabled forwards every request of the site to its origins.
+	Disabled bool
+	// DefaultTTL is the lifetime given to cacheable responses without
+	// explicit freshness (not to requests with Cookie or Authorization);
+	// 0 means none (RFC 9111 heuristics only).
+	DefaultTTL time.Duration
+	// Grace is how long past freshness the last good copy is served when
+	// the origins fail (down, 5xx): a disaster site stays readable.
+	Grace time.Duration
+	// HonorClientNoCache lets a client's no-cache / max-age=0 force a
+	// revalidation (off: clients cannot push load to the origin).
+	HonorClientNoCache bool
 }
 
 // SiteOptions are per-site options of the WAF. The zero value proxies both
@@ -78,6 +132,26 @@ type SiteOptions struct {
 	RedirectHTTPS bool
 	// HTTPSPort is the port put in redirects; 0 or 443 gives none.
 	HTTPSPort int
+
+	// Protect are the gateway protections (clickjacking, CSRF, cookies,
+	// injection checks); the zero value turns them all on.
+	Protect Protections
+	// Limits override Config.Limits field by field for this site.
+	Limits Limits
+	// Access are the site's source address allow / deny lists.
+	Access IPLists
+	// PathAccess restricts paths to listed networks (e.g. /admin).
+	PathAccess []AccessRule
+	// Countries are the site's country rules (need Config.GeoIP).
+	Countries CountryRules
+	// Cache is the site's cache policy.
+	Cache SiteCache
+	// NoAdaptiveDDoS exempts the site from adaptive protection (the
+	// per-client limits still apply).
+	NoAdaptiveDDoS bool
+	// OriginAuth proves to the site's origins that a request came
+	// through the WAF (secret header, mTLS client certificate).
+	OriginAuth OriginAuth
 }
 
 // Timeouts bound how long clients and origins may take.
@@ -125,6 +199,12 @@ type OriginConfig struct {
 	// TLS is the client configuration toward https:// origins; nil means
 	// the system roots. It is cloned.
 	TLS *tls.Config
+	// SourceAddr, when set, is the local address connections to origins
+	// are made from, so origins can allow exactly it.
+	SourceAddr netip.Addr
+	// Egress are further addresses origins must allow (e.g. the NAT
+	// addresses of the appliance's uplink), published by EgressAddrs.
+	Egress []netip.Addr
 }
 
 // TLSConfig tunes the HTTPS listener.
@@ -198,6 +278,21 @@ func (c *Config) defaults() error {
 	if c.TLS.MinVersion == 0 {
 		c.TLS.MinVersion = tls.VersionTLS12
 	}
+	if err := c.Inspection.defaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.validate("Config.Limits"); err != nil {
+		errs = append(errs, err)
+	}
+	c.Limits.defaults(Limits{MaxURLBytes: DefaultMaxURLBytes, MaxHeaders: DefaultMaxHeaders,
+		MaxHeaderBytes: DefaultMaxHeaderValue, MaxBodyBytes: DefaultMaxBodyBytes,
+		MaxParams: DefaultMaxParams, MaxParamBytes: DefaultMaxParamBytes})
+	if err := c.DDoS.defaults(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Cache.MaxBytes < 0 || c.Cache.MaxObjectBytes < 0 || c.Cache.MaxDiskBytes < 0 {
+		errs = append(errs, errors.New("waf: Config.Cache: negative size"))
+	}
 	sites := make(map[string]SiteOptions, len(c.Sites))
 	for h, so := range c.Sites {
 		wild := strings.HasPrefix(h, "*.")
@@ -210,6 +305,9 @@ func (c *Config) defaults() error {
 		}
 		if so.HTTPSPort < 0 || so.HTTPSPort > 65535 {
 			errs = append(errs, fmt.Errorf("waf: Config.Sites[%q].HTTPSPort %d out of range", h, so.HTTPSPort))
+		}
+		if err := so.check(fmt.Sprintf("Config.Sites[%q]", h)); err != nil {
+			errs = append(errs, err)
 		}
 		sites[k] = so
 	}

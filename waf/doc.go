@@ -5,9 +5,15 @@
 // requests over the site's origins with health checks, passive ejection and
 // retry of idempotent requests, and emits one ECS [detect.Event] per request.
 //
-// This is the first increment of the waf issue: the reverse proxy. The
-// inspection engine (OWASP CRS), the CDN cache and layer-7 DDoS protection
-// are not built yet; every proxied request is allowed (detect.ActionAllow).
+// In front of the origins every request passes a gate (source address
+// lists, country and path rules, layer-7 DDoS limits built on
+// [ratelimit], size limits, CSRF, response-splitting, mail-header and
+// session-in-URL checks: [Protections], [Limits], [DDoSConfig]), the
+// inspection [Engine], and the shared CDN cache of package waf/cache
+// (RFC 9111, with a grace period that keeps disaster sites readable when
+// every origin is down). Responses get clickjacking headers and hardened
+// session cookies; origins can be restricted to the WAF with a secret
+// header or an mTLS client certificate ([OriginAuth], [Server.EgressAddrs]).
 //
 // Use it alone:
 //

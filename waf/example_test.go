@@ -49,8 +49,10 @@ func Example() {
 	}
 	go srv.Serve(l)
 
-	for range 2 {
-		req, _ := http.NewRequest("GET", "http://"+l.Addr().String()+"/", nil)
+	// Two pages go to the two origins in turn; the disaster site's
+	// pages are cached (10 s by default), so the third request is a hit.
+	for _, path := range []string{"/", "/shelters", "/"} {
+		req, _ := http.NewRequest("GET", "http://"+l.Addr().String()+path, nil)
 		req.Host = "bousai.aoba.example.jp"
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -60,11 +62,14 @@ func Example() {
 		resp.Body.Close()
 		fmt.Println(resp.StatusCode, string(b))
 		e := <-events
-		fmt.Println(e.Module, e.Tenant, e.HTTP.Method, e.URL, e.HTTP.Status, e.Verdict.Action)
+		cache, _ := e.Label("cache")
+		fmt.Println(e.Module, e.Tenant, e.HTTP.Method, e.URL, e.HTTP.Status, e.Verdict.Action, cache)
 	}
 	// Output:
 	// 200 防災情報 (A) for 127.0.0.1
-	// waf aoba GET http://bousai.aoba.example.jp/ 200 allow
+	// waf aoba GET http://bousai.aoba.example.jp/ 200 allow miss
 	// 200 防災情報 (B) for 127.0.0.1
-	// waf aoba GET http://bousai.aoba.example.jp/ 200 allow
+	// waf aoba GET http://bousai.aoba.example.jp/shelters 200 allow miss
+	// 200 防災情報 (A) for 127.0.0.1
+	// waf aoba GET http://bousai.aoba.example.jp/ 200 allow hit
 }

@@ -12,10 +12,12 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/tenant"
+	"github.com/jichitai/seccloud/waf/cache"
 )
 
 // Server is the multi-site reverse proxy. It is an http.Handler (the
@@ -35,6 +37,15 @@ type Server struct {
 	servers []*http.Server
 	closed  bool
 
+	// gateway protections, DDoS limits and the CDN cache (gate.go)
+	sites        map[string]*siteConfig
+	defSite      *siteConfig
+	ddos         *ddos
+	geo          CountryLookup
+	geoClose     func() error
+	cache        *cache.Cache
+	droppedConns atomic.Int64
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -50,6 +61,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	s.certs.s = s
 	d := &net.Dialer{Timeout: cfg.Timeouts.OriginDial, KeepAlive: 30 * time.Second}
+	sourceDialer(d, cfg.Origins.SourceAddr)
 	s.tr = &http.Transport{
 		DialContext:           d.DialContext,
 		TLSClientConfig:       cfg.Origins.TLS,
@@ -72,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 		GetCertificate: s.certs.getCertificate,
 		MinVersion:     cfg.TLS.MinVersion,
 		NextProtos:     []string{"h2", "http/1.1"},
+	}
+	if err := s.setupProtections(); err != nil { // gate.go
+		return nil, err
 	}
 	go s.healthLoop()
 	return s, nil
@@ -111,7 +126,7 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return http.ErrServerClosed
 	}
-	return hs.Serve(l)
+	return hs.Serve(s.limitConns(l))
 }
 
 // ServeTLS serves HTTPS on l (a plain TCP listener: TLS is done here).
@@ -122,8 +137,10 @@ func (s *Server) ServeTLS(l net.Listener) error {
 		return http.ErrServerClosed
 	}
 	hs.TLSConfig = s.tlsc.Clone()
-	// TLSNextProto is left nil so net/http configures HTTP/2 itself.
-	return hs.ServeTLS(l, "", "")
+	// TLSNextProto is left nil so net/http configures HTTP/2 itself, with
+	// the limits of h2Config (rapid reset, CVE-2023-44487).
+	hs.HTTP2 = h2Config()
+	return hs.ServeTLS(s.limitConns(l), "", "")
 }
 
 func (s *Server) httpServer(h http.Handler) *http.Server {
@@ -155,7 +172,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	<-s.done
 	s.tr.CloseIdleConnections()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.closeProtections())...)
 }
 
 // Close stops the listeners and closes all connections at once.
@@ -167,7 +184,7 @@ func (s *Server) Close() error {
 	}
 	<-s.done
 	s.tr.CloseIdleConnections()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.closeProtections())...)
 }
 
 func (s *Server) markClosed() []*http.Server {
@@ -210,13 +227,37 @@ func (s *Server) redirect(w http.ResponseWriter, r *http.Request, site *tenant.S
 	s.cfg.Sink.Emit(ev)
 }
 
-// ServeHTTP proxies r to an origin of the site named by r.Host and emits
-// one event.
+// ServeHTTP serves r for the site named by r.Host and emits one event.
+// The steps, in order:
+//
+//  1. site: Directory.BySite (unknown host → 404 / 421);
+//  2. gate (gate.go): address lists, country and path rules, DDoS limits
+//     (ddos.go), size limits and the CSRF / injection / session checks
+//     (guard.go) — a refusal is answered here;
+//  3. inspection by the Engine (engine.go) — a block is answered here;
+//  4. the CDN cache (waf/cache), which calls the origin path (balancing,
+//     retry, ejection: transport.go) on a miss; responses on the way out
+//     get the clickjacking headers and cookie hardening (guard.go);
+//  5. the event: site, origin, cache status, action, bytes, duration and
+//     whether the origin answered.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.cfg.Now()
 	site, t, ok := s.cfg.Directory.BySite(r.Host)
 	if !ok {
 		s.unknownSite(w, r, start)
+		return
+	}
+	sc := s.siteConf(site.Host)
+	g := s.gate(w, r, site, t, sc, start)
+	if g.answered {
+		return
+	}
+	defer g.release()
+	r, insp := s.inspect(w, r, site.Host) // engine.go; nil without an Engine
+	if insp != nil && insp.stopped {
+		ev := s.event(r, site, t, start)
+		insp.annotate(&ev)
+		s.cfg.Sink.Emit(ev)
 		return
 	}
 	p, err := s.pools.forSite(site)
@@ -231,36 +272,92 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.lastUse.Store(start.UnixNano())
-	st := &reqState{pool: p}
-	rw := &respWriter{ResponseWriter: w}
+
+	hw := &hardenWriter{ResponseWriter: w, so: sc, https: r.TLS != nil}
+	pw, inspectResponse := s.responseWriter(hw, insp)
+	rw := &respWriter{ResponseWriter: pw}
+	oi := &originInfo{}
 	body := &countBody{rc: r.Body}
-	r2 := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	r2 := r.WithContext(context.WithValue(r.Context(), originInfoKey{}, oi))
 	if r.Body != nil && r.Body != http.NoBody {
 		r2.Body = body
 	}
-	s.rp.ServeHTTP(rw, r2)
+	next := &originHandler{s: s, pool: p, site: sc}
+	var res cache.Result
+	if s.cache != nil {
+		res = s.cache.Serve(rw, r2, next, cachePolicy(sc, site))
+	} else {
+		next.ServeHTTP(rw, r2)
+		res = cache.Result{Status: cache.Bypass, Forwarded: true}
+	}
+	inspectResponse()
 
 	ev := s.event(r, site, t, start)
-	ev.ID = rw.ref
 	ev.HTTP.Status = rw.status()
-	ev.BytesIn, ev.BytesOut = body.n, rw.n
+	ev.BytesIn, ev.BytesOut = body.n.Load(), rw.n
 	ev.Verdict = detect.Verdict{Action: detect.ActionAllow}
 	ev.Outcome = "success"
-	if rw.ref != "" { // our error page: the origin did not answer
-		ev.Outcome = "failure"
-		ev.Message = rw.errMsg
-		if r.Context().Err() != nil {
-			ev.Outcome, ev.Message = "unknown", "client closed the request: "+rw.errMsg
+	g.annotate(&ev)
+	answered := false
+	if st := oi.st; st != nil {
+		answered = st.ref == ""
+		if st.ref != "" { // our error page: the origin did not answer
+			ev.ID = st.ref
+			ev.Outcome, ev.Message = "failure", st.errMsg
+			if res.Status == cache.Stale {
+				ev.Outcome, ev.Message = "success", "origin failed ("+st.errMsg+"); stored copy served"
+			} else if r.Context().Err() != nil {
+				ev.Outcome, ev.Message = "unknown", "client closed the request: "+st.errMsg
+			}
+		}
+		if st.origin != nil {
+			ev.Labels = append(ev.Labels, detect.Label{Key: "origin", Value: st.origin.name},
+				detect.Label{Key: "attempts", Value: strconv.Itoa(st.attempts)})
+			if ap, err := netip.ParseAddrPort(st.origin.url.Host); err == nil {
+				ev.Dest = ap
+			}
 		}
 	}
-	if st.origin != nil {
-		ev.Labels = append(ev.Labels, detect.Label{Key: "origin", Value: st.origin.name},
-			detect.Label{Key: "attempts", Value: strconv.Itoa(st.attempts)})
-		if ap, err := netip.ParseAddrPort(st.origin.url.Host); err == nil {
-			ev.Dest = ap
-		}
+	ev.Labels = append(ev.Labels, detect.Label{Key: "cache", Value: res.Status.String()})
+	if res.Detail != "" {
+		ev.Labels = append(ev.Labels, detect.Label{Key: "cache_detail", Value: res.Detail})
 	}
+	insp.annotate(&ev)
+	setLabel(&ev, "origin_answered", strconv.FormatBool(answered))
 	s.cfg.Sink.Emit(ev)
+}
+
+// originInfo carries the origin path's state of a client request back to
+// ServeHTTP (not set by the cache's own background revalidations).
+type originInfo struct{ st *reqState }
+
+type originInfoKey struct{}
+
+// originHandler is the origin path behind the cache: the reverse proxy
+// over the site's pool.
+type originHandler struct {
+	s    *Server
+	pool *pool
+	site *siteConfig
+}
+
+func (h *originHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{pool: h.pool, site: h.site}
+	if oi, ok := r.Context().Value(originInfoKey{}).(*originInfo); ok && !cache.Background(r.Context()) {
+		oi.st = st
+	}
+	h.s.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// setLabel sets a label, replacing an earlier one of the same key.
+func setLabel(ev *detect.Event, k, v string) {
+	for i := range ev.Labels {
+		if ev.Labels[i].Key == k {
+			ev.Labels[i].Value = v
+			return
+		}
+	}
+	ev.Labels = append(ev.Labels, detect.Label{Key: k, Value: v})
 }
 
 // rewrite builds the origin request. ReverseProxy has already removed the
@@ -284,6 +381,11 @@ func (s *Server) rewrite(pr *httputil.ProxyRequest) {
 	h.Set("X-Forwarded-Host", in.Host)
 	h.Set("X-Forwarded-Proto", proto)
 	pr.Out.Host = in.Host
+	if st, _ := in.Context().Value(stateKey{}).(*reqState); st != nil && st.site != nil {
+		if a := st.site.opts.OriginAuth; a.Header != "" {
+			h.Set(a.Header, a.Value) // replaces any client-sent copy
+		}
+	}
 }
 
 // originError writes 502 or 504 when no origin answered.
@@ -293,8 +395,8 @@ func (s *Server) originError(w http.ResponseWriter, r *http.Request, err error) 
 		p = pageGatewayTimeout
 	}
 	ref := newRef()
-	if rw, ok := w.(*respWriter); ok {
-		rw.ref, rw.errMsg = ref, err.Error()
+	if st, _ := r.Context().Value(stateKey{}).(*reqState); st != nil {
+		st.ref, st.errMsg = ref, err.Error()
 	}
 	if r.Context().Err() == nil {
 		s.log.Debug("waf: origin failed", "host", r.Host, "err", err)
@@ -383,10 +485,8 @@ func clientAddr(r *http.Request) netip.AddrPort {
 // underlying writer.
 type respWriter struct {
 	http.ResponseWriter
-	code   int
-	n      int64
-	ref    string // set when we wrote an error page
-	errMsg string
+	code int
+	n    int64
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -417,12 +517,12 @@ func (w *respWriter) status() int {
 // countBody counts the request body bytes read.
 type countBody struct {
 	rc io.ReadCloser
-	n  int64
+	n  atomic.Int64 // the transport may still be reading when the event is built
 }
 
 func (b *countBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.n += int64(n)
+	b.n.Add(int64(n))
 	return n, err
 }
 

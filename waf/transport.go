@@ -10,8 +10,11 @@ import (
 // the request context from ServeHTTP to the transport and back.
 type reqState struct {
 	pool     *pool
-	origin   *origin // the origin that answered, or the last one tried
+	site     *siteConfig // per-site origin auth and transport
+	origin   *origin     // the origin that answered, or the last one tried
 	attempts int
+	ref      string // set when we wrote an error page (no origin answered)
+	errMsg   string
 }
 
 type stateKey struct{}
@@ -45,7 +48,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		out.URL.Scheme, out.URL.Host = o.url.Scheme, o.url.Host
 		o.active.Add(1)
-		resp, err := t.base.RoundTrip(out)
+		base := t.base
+		if st.site != nil && st.site.tr != nil {
+			base = st.site.tr
+		}
+		resp, err := base.RoundTrip(out)
 		o.active.Add(-1)
 		if err == nil {
 			o.succeeded()

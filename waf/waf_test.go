@@ -124,6 +124,7 @@ func TestRetryEjectAndErrors(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/form", strings.NewReader("a=1"))
 		require.NoError(t, err)
 		req.Host = siteHost
+		req.Header.Set("Origin", "http://"+siteHost) // same-site: passes the CSRF check
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		body, _ := io.ReadAll(resp.Body)

@@ -1,0 +1,206 @@
+package waf_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/tenant"
+	"github.com/jichitai/seccloud/waf"
+)
+
+var siteEngines struct {
+	once sync.Once
+	e    *waf.CRSEngine
+	err  error
+}
+
+const (
+	detectHost = "bousai.aoba.example.jp"
+	pl2Host    = "pl2.aoba.example.jp"
+)
+
+// siteEngine is one shared engine with three site profiles: the default,
+// a detection-only site and a PL2 site with exclusions.
+func siteEngine(t testing.TB) *waf.CRSEngine {
+	siteEngines.once.Do(func() {
+		siteEngines.e, siteEngines.err = waf.NewCRSEngine(waf.CRSConfig{
+			Sites: map[string]waf.SiteRules{
+				detectHost: {DetectOnly: true},
+				pl2Host: {ParanoiaLevel: 2, Exclusions: []waf.Exclusion{
+					{RuleID: 942200},                                        // coreruleset#4660: see README
+					{RuleID: 942100, Target: "ARGS:sql"},                    // id + target
+					{RuleID: 941100, RuleIDTo: 941399, PathPrefix: "/cms/"}, // range under a path
+					{RuleID: 990121, PathPrefix: "/cms/"},                   // ours too
+				}},
+			},
+		})
+	})
+	require.NoError(t, siteEngines.err)
+	return siteEngines.e
+}
+
+func ids(d waf.Decision) []int {
+	var out []int
+	for _, m := range d.Matches {
+		out = append(out, m.ID)
+	}
+	return out
+}
+
+func inspectURI(t *testing.T, e waf.Engine, site, method, uri string, h http.Header, body []byte) waf.Decision {
+	t.Helper()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("User-Agent", "Mozilla/5.0")
+	h.Set("Accept", "*/*")
+	d, err := e.Inspect(context.Background(), &waf.Request{Site: site, Method: method, URI: uri, Proto: "HTTP/1.1", Host: site, Header: h, Body: body})
+	require.NoError(t, err)
+	return d
+}
+
+func TestEngineProfiles(t *testing.T) {
+	e := siteEngine(t)
+	sqli := "/?id=1%27%20OR%20%271%27%3D%271"
+	t.Run("default blocks SQLi with CRS ids", func(t *testing.T) {
+		d := inspectURI(t, e, siteHost, "GET", sqli, nil, nil)
+		assert.Equal(t, waf.Block, d.Action)
+		assert.Contains(t, ids(d), 942100)
+		assert.GreaterOrEqual(t, d.Score, 5)
+	})
+	t.Run("detect-only site", func(t *testing.T) {
+		d := inspectURI(t, e, detectHost, "GET", sqli, nil, nil)
+		assert.Equal(t, waf.Detect, d.Action)
+		assert.Contains(t, ids(d), 942100)
+	})
+	t.Run("benign passes", func(t *testing.T) {
+		d := inspectURI(t, e, siteHost, "GET", "/index.html?id=123&q=%E9%98%B2%E7%81%BD&date=2026-01-05", nil, nil)
+		assert.Equal(t, waf.Pass, d.Action, ids(d))
+		assert.Empty(t, d.Matches)
+	})
+	t.Run("exclusion by id and target", func(t *testing.T) {
+		d := inspectURI(t, e, pl2Host, "GET", "/?sql=1%27%20OR%20%271%27%3D%271", nil, nil)
+		assert.NotContains(t, ids(d), 942100)
+		d = inspectURI(t, e, pl2Host, "GET", "/?other=1%27%20OR%20%271%27%3D%271", nil, nil)
+		assert.Contains(t, ids(d), 942100)
+	})
+	t.Run("exclusion by path", func(t *testing.T) {
+		xss := "?body=%3Cscript%3Ealert(1)%3C/script%3E"
+		d := inspectURI(t, e, pl2Host, "GET", "/cms/edit"+xss, nil, nil)
+		for _, id := range ids(d) {
+			assert.False(t, id >= 941100 && id <= 941399 || id == 990121, "excluded rule %d fired", id)
+		}
+		d = inspectURI(t, e, pl2Host, "GET", "/news"+xss, nil, nil)
+		assert.Equal(t, waf.Block, d.Action)
+		assert.Contains(t, ids(d), 941100)
+	})
+	t.Run("octet-stream is not parsed as a form", func(t *testing.T) {
+		body := []byte("a=1&b=<script>alert(1)</script>&c=\x00\x01\x02")
+		h := http.Header{"Content-Type": {"application/octet-stream"}, "Content-Length": {"31"}}
+		d := inspectURI(t, e, siteHost, "POST", "/upload", h, body)
+		for _, id := range ids(d) {
+			// CRS's 920420 (content type not in allowed_request_content_type)
+			// is policy; no rule may have seen the body as arguments.
+			assert.True(t, id == 920420, "rule %d fired on a binary body", id)
+		}
+		h = http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Content-Length": {"31"}}
+		d = inspectURI(t, e, siteHost, "POST", "/upload", h, body)
+		assert.Equal(t, waf.Block, d.Action)
+	})
+}
+
+// TestRule942200PL2 records the CRS 4.25 rule 942200 behaviour at PL2
+// (coreruleset#4660): ordinary comma-separated values match it.
+func TestRule942200PL2(t *testing.T) {
+	e, err := waf.NewCRSEngine(waf.CRSConfig{Plain: true, Default: waf.SiteRules{ParanoiaLevel: 2}})
+	require.NoError(t, err)
+	for _, v := range []string{"1,2", "tokyo,%20cafe", "red,green,blue"} {
+		d := inspectURI(t, e, siteHost, "GET", "/?tags="+v, nil, nil)
+		t.Logf("PL2 %q: %v score %d", v, ids(d), d.Score)
+		assert.Contains(t, ids(d), 942200, v)
+	}
+}
+
+// TestServerInspection drives the engine through a real Server: 403 page
+// with a reference and the rule ids in the event, detection-only passes
+// and logs, body limit 413, leak detection in the response.
+func TestServerInspection(t *testing.T) {
+	e := siteEngine(t)
+	var leak bool
+	var mu sync.Mutex
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		l := leak
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		if l {
+			_, _ = io.WriteString(w, "<b>Warning</b>: You have an error in your SQL syntax; check the manual near ''1'' at line 1")
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(o.Close)
+	rec := &recorder{}
+	dir := directory(t, tenant.Site{Host: siteHost, Origins: []string{o.Listener.Addr().String()}},
+		tenant.Site{Host: detectHost, Origins: []string{o.Listener.Addr().String()}})
+	s := newServer(t, waf.Config{Directory: dir, Sink: rec, Engine: e, Inspection: waf.InspectionConfig{MaxBody: 1024},
+		Origins: waf.OriginConfig{HealthInterval: -1}})
+	addr := start(t, s, false)
+	c := &http.Client{}
+
+	resp, body := get(t, c, "GET", addr, siteHost, "/?id=1%27%20OR%20%271%27%3D%271")
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Contains(t, body, "アクセスが拒否されました")
+	assert.Contains(t, body, "Access denied")
+	ev := rec.wait(t, 1)[0]
+	assert.Contains(t, body, ev.ID)
+	assert.Equal(t, detect.ActionBlock, ev.Verdict.Action)
+	assert.Contains(t, ev.Verdict.Rule, "942100")
+	assert.GreaterOrEqual(t, ev.Verdict.Score, 5)
+	v, _ := ev.Label("origin_answered")
+	assert.Equal(t, "false", v)
+
+	mu.Lock()
+	leak = true
+	mu.Unlock()
+	resp, body = get(t, c, "GET", addr, detectHost, "/?id=1%27%20OR%20%271%27%3D%271")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "SQL syntax")
+	ev = rec.wait(t, 2)[1]
+	assert.Equal(t, detect.ActionReport, ev.Verdict.Action)
+	assert.Contains(t, ev.Verdict.Rule, "942100")
+	assert.Contains(t, ev.Verdict.Rule, "990901", "database error in the response")
+	v, _ = ev.Label("origin_answered")
+	assert.Equal(t, "true", v)
+
+	req, err := http.NewRequest("POST", "http://"+addr+"/form", bytes.NewReader(bytes.Repeat([]byte("a"), 2000)))
+	require.NoError(t, err)
+	req.Host = siteHost
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	ev = rec.wait(t, 3)[2]
+	assert.Equal(t, "waf-body-limit", ev.Verdict.Rule)
+
+	// Under the limit the body reaches the origin intact.
+	req, err = http.NewRequest("POST", "http://"+addr+"/form", strings.NewReader("name=alice&city=aoba"))
+	require.NoError(t, err)
+	req.Host = siteHost
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = c.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+}
