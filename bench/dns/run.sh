@@ -6,6 +6,8 @@
 #   bash bench/dns/run.sh               # everything (about 6 minutes)
 #   RUNS=1 SECS=5 bash bench/dns/run.sh # a quick look
 #   SINK=count bash bench/dns/run.sh    # our query log into a counting sink
+#   MEM_N=1000000 bash bench/dns/run.sh # memory measured with 1 M cached names (default 200,000; 0 skips)
+#   DNSRESD_FLAGS="-sockets -1 -detect=false" bash bench/dns/run.sh  # flags of bench/dns/dnsresd
 #
 # Loopback only. Needs root for apt-get (skipped when the tools are there).
 set -euo pipefail
@@ -103,11 +105,21 @@ forward-zone:
   forward-addr: 127.0.0.1@$NSD_PORT
 CONF
 
-(cd "$ROOT" && go build -o "$W/dnsresd" ./bench/dns/dnsresd)
+(cd "$ROOT" && go build -o "$W/dnsresd" ./bench/dns/dnsresd && go build -o "$W/respdiff" ./bench/dns/respdiff)
 
 # --- query files -----------------------------------------------------------
 awk 'BEGIN { for (i = 0; i < 10000; i++) printf "h%05d.bench.test A\n", i }' >"$W/cached.txt"
 awk -v seed="$RANDOM$RANDOM" 'BEGIN { srand(seed); for (i = 0; i < 3000000; i++) printf "r%d-%d.miss.bench.test A\n", int(rand() * 1e9), i }' >"$W/miss.txt"
+# respdiff: every cached name, NODATA, NXDOMAIN, wildcard and apex questions.
+{
+	cat "$W/cached.txt"
+	awk 'BEGIN { for (i = 0; i < 1000; i++) printf "h%05d.bench.test AAAA\n", i * 10 }'
+	awk 'BEGIN { for (i = 0; i < 1000; i++) printf "nx%05d.bench.test A\n", i }'
+	awk 'BEGIN { for (i = 0; i < 1000; i++) printf "w%05d.miss.bench.test A\n", i }'
+	printf '%s\n' "bench.test SOA" "bench.test NS" "bench.test MX" "bench.test TXT" "ns1.bench.test A" "miss.bench.test A" "H00001.Bench.Test A"
+} >"$W/diff.txt"
+MEM_N=${MEM_N:-200000}
+head -n "$MEM_N" "$W/miss.txt" | sed 's/^r/m/' >"$W/mem.txt"
 
 wait_port() { # port
 	for _ in $(seq 100); do
@@ -123,7 +135,7 @@ declare -A PID
 start() { # unbound|ours
 	case $1 in
 	unbound) unbound -d -c "$W/unbound.conf" >"$W/unbound.log" 2>&1 & ;;
-	ours) "$W/dnsresd" -listen 127.0.0.1:$OURS_PORT -upstream 127.0.0.1:$NSD_PORT -sink "$SINK" -store-dir "$W/events" >>"$W/ours.log" 2>&1 & ;;
+	ours) "$W/dnsresd" -listen 127.0.0.1:$OURS_PORT -upstream 127.0.0.1:$NSD_PORT -sink "$SINK" -store-dir "$W/events" ${DNSRESD_FLAGS:-} >>"$W/ours.log" 2>&1 & ;;
 	esac
 	PID[$1]=$!
 	PIDS+=("${PID[$1]}")
@@ -164,6 +176,8 @@ for r in $(seq "$RUNS"); do
 		RES[$srv-cached]+="${out%% *}"$'\n'
 	done
 done
+echo "== respdiff: Unbound (a) vs dnsres (b), $(wc -l <"$W/diff.txt") questions =="
+"$W/respdiff" -a 127.0.0.1:$UNBOUND_PORT -b 127.0.0.1:$OURS_PORT -q "$W/diff.txt" | tee "$W/respdiff.out"
 for srv in unbound ours; do
 	RES[$srv-cached-p99]=$(p99 "$(port $srv)" "$W/cached.txt")
 	echo "$srv cached p99 (5 s verbose run): ${RES[$srv-cached-p99]} ms"
@@ -180,6 +194,25 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+# memory: a fresh server, MEM_N unique names cached, resident memory
+# before and after (our query log into a counting sink: the cache alone).
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+if [ "$MEM_N" -gt 0 ]; then
+	for srv in unbound ours; do
+		SINK_SAVED=$SINK
+		SINK=count
+		start $srv
+		before=$(rss "${PID[$srv]}")
+		perf "$(port $srv)" "$W/mem.txt" -n 1 >/dev/null
+		sleep 1
+		after=$(rss "${PID[$srv]}")
+		RES[$srv-mem]=$(awk -v a="$after" -v b="$before" -v n="$MEM_N" 'BEGIN { printf "%.0f bytes/entry, %.0f MiB per 1 M entries (RSS %d → %d KiB)", (a - b) * 1024 / n, (a - b) * 1024 / n * 1e6 / 1048576, b, a }')
+		echo "$srv memory, $MEM_N entries: ${RES[$srv-mem]}"
+		stop $srv
+		SINK=$SINK_SAVED
+	done
+fi
+
 echo
 echo "== medians of $RUNS runs, ${SECS}s each (dnsperf -c 32 -q 100 -t 2; our query log: $SINK) =="
 for w in cached miss; do
@@ -190,4 +223,8 @@ for w in cached miss; do
 	if [ $w = cached ]; then line+=" (p99 unbound ${RES[unbound-cached-p99]} ms, dnsres ${RES[ours-cached-p99]} ms)"; fi
 	echo "$line"
 done
+if [ "$MEM_N" -gt 0 ]; then
+	echo "memory: unbound ${RES[unbound-mem]}; dnsres ${RES[ours-mem]}"
+fi
+grep -m1 '^respdiff:' "$W/respdiff.out" || true
 grep -h "dnsresd:" "$W/ours.log" | tail -2 || true

@@ -33,6 +33,9 @@ func main() {
 	sinkKind := flag.String("sink", "store", "query log: store (detect/store via detect.Async) or count")
 	dir := flag.String("store-dir", "", "event store directory (-sink store); default a temporary directory")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until shutdown")
+	detectOn := flag.Bool("detect", true, "run the Detector (DGA, tunnel, NXDOMAIN storm) as the appliance does")
+	rrlOn := flag.Bool("rrl", false, "response rate limiting with the appliance's defaults (dnsperf's one /24 would be limited)")
+	sockets := flag.Int("sockets", 0, "forwarder's upstream socket pool (0: default, -1: a fresh socket per query)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -44,7 +47,7 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	if err := run(*listen, *upstream, *sinkKind, *dir); err != nil {
+	if err := run(*listen, *upstream, *sinkKind, *dir, opts{detect: *detectOn, rrl: *rrlOn, sockets: *sockets}); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
@@ -54,7 +57,12 @@ type counter struct{ n atomic.Uint64 }
 
 func (c *counter) Emit(detect.Event) { c.n.Add(1) }
 
-func run(listen, upstream, sinkKind, dir string) error {
+type opts struct {
+	detect, rrl bool
+	sockets     int
+}
+
+func run(listen, upstream, sinkKind, dir string, o opts) error {
 	snap, err := tenant.NewSnapshot([]tenant.Tenant{{ID: "bench", Name: "bench",
 		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, Policy: tenant.Policy{EgressOptional: true}}}, tenant.Options{})
 	if err != nil {
@@ -92,10 +100,11 @@ func run(listen, upstream, sinkKind, dir string) error {
 	default:
 		return fmt.Errorf("-sink %q: want store or count", sinkKind)
 	}
-	fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{upstream}})
+	fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{upstream}, Sockets: o.sockets})
 	if err != nil {
 		return err
 	}
+	defer fw.Close()
 	cache, err := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw, MaxBytes: 512 << 20})
 	if err != nil {
 		return err
@@ -105,8 +114,20 @@ func run(listen, upstream, sinkKind, dir string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := dnsres.NewServer(dnsres.ServerConfig{Addr: listen, Directory: tenant.NewLive(snap), Sink: sink,
-		Handler: dnsres.Chain(cache, pol.Middleware)})
+	scfg := dnsres.ServerConfig{Addr: listen, Directory: tenant.NewLive(snap), Sink: sink, Handler: dnsres.Chain(cache, pol.Middleware)}
+	if o.detect {
+		det, err := dnsres.NewDetector(dnsres.DetectorConfig{Sink: sink})
+		if err != nil {
+			return err
+		}
+		scfg.Handler, scfg.Observer = dnsres.Chain(cache, pol.Middleware, det.Middleware), det
+	}
+	if o.rrl {
+		if scfg.RRL, err = dnsres.NewRRL(dnsres.RRLConfig{}); err != nil {
+			return err
+		}
+	}
+	srv, err := dnsres.NewServer(scfg)
 	if err != nil {
 		return err
 	}

@@ -6,20 +6,25 @@
 //
 //	go run ./bench/proxy/seccloud-proxy -listen 127.0.0.1:13128 -data /tmp/pb
 //
+// With -inspect-ca/-inspect-key/-roots it inspects TLS (bench/proxy/tls.sh).
+//
 // SIGINT/SIGTERM stops it and prints the event counters; -cpuprofile
 // writes a CPU profile of the whole run.
 package main
 
 import (
 	"context"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,6 +39,11 @@ func main() {
 	data := flag.String("data", "", "event store directory (required)")
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile here")
 	noLog := flag.Bool("nolog", false, "discard events instead of storing them (for comparison only)")
+	caCert := flag.String("inspect-ca", "", "TLS inspection: CA certificate PEM (created with -inspect-key when missing); empty = no inspection")
+	caKey := flag.String("inspect-key", "", "TLS inspection: CA key PEM")
+	roots := flag.String("roots", "", "TLS inspection: PEM roots for the origins (default: system roots)")
+	connectPort := flag.Int("connect-port", 443, "port CONNECT may reach")
+	hosts := flag.String("hosts", "", "hosts-file lines (address name...) answered instead of DNS")
 	flag.Parse()
 	if *data == "" {
 		log.Fatal("-data is required")
@@ -59,10 +69,51 @@ func main() {
 	if *noLog {
 		sink = detect.Discard
 	}
-	srv, err := proxy.New(proxy.Config{
+	cfg := proxy.Config{
 		Directory: dir, Sink: sink, Logger: logger,
 		AllowDestinations: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-	})
+		ConnectPorts:      []uint16{uint16(*connectPort)},
+	}
+	if *hosts != "" {
+		b, err := os.ReadFile(*hosts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		m := staticResolver{}
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 || strings.HasPrefix(f[0], "#") {
+				continue
+			}
+			a, err := netip.ParseAddr(f[0])
+			if err != nil {
+				log.Fatal(err)
+			}
+			for _, n := range f[1:] {
+				m[n] = append(m[n], a)
+			}
+		}
+		cfg.Resolver = m
+	}
+	if *caCert != "" {
+		ca, err := proxy.LoadOrCreateCA(*caCert, *caKey, "seccloud bench CA", proxy.CAConfig{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		in := &proxy.InspectConfig{CA: ca, All: true}
+		if *roots != "" {
+			b, err := os.ReadFile(*roots)
+			if err != nil {
+				log.Fatal(err)
+			}
+			in.RootCAs = x509.NewCertPool()
+			if !in.RootCAs.AppendCertsFromPEM(b) {
+				log.Fatal("no certificate in -roots")
+			}
+		}
+		cfg.Inspect = in
+	}
+	srv, err := proxy.New(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -97,4 +148,14 @@ func main() {
 	if err := st.Close(); err != nil {
 		log.Print(err)
 	}
+}
+
+// staticResolver answers names from a hosts file.
+type staticResolver map[string][]netip.Addr
+
+func (r staticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "not in -hosts", Name: host, IsNotFound: true}
 }
