@@ -14,6 +14,8 @@ need=(
   ip:iproute2
   tc:iproute2
   curl:curl
+  clamd:clamav-daemon
+  chromium:chromium
 )
 missing=()
 for pair in "${need[@]}"; do
@@ -25,6 +27,10 @@ done
 # rsyslog's TLS driver is a plugin, not a binary.
 if ! ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
   missing+=(rsyslog-gnutls)
+fi
+# The console's browser test screenshots Japanese pages: a Japanese font.
+if ! ls /usr/share/fonts/opentype/ipafont-gothic/ipag.ttf >/dev/null 2>&1; then
+  missing+=(fonts-ipafont-gothic)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"

@@ -62,6 +62,8 @@ type Config struct {
 	Tenants []Tenant `yaml:"tenants"`
 	// Intel names the threat-intelligence indicator files.
 	Intel Intel `yaml:"intel"`
+	// Proxy configures the forward web proxy.
+	Proxy Proxy `yaml:"proxy"`
 	// DNS configures the resolver.
 	DNS DNS `yaml:"dns"`
 	// Mail configures the mail relay.
@@ -79,6 +81,8 @@ type Config struct {
 	// Cluster makes this appliance one node of several sharing one event
 	// stream (NATS JetStream) and one detection node.
 	Cluster Cluster `yaml:"cluster"`
+	// WAF configures the sites' WAF / CDN (waf.go).
+	WAF WAF `yaml:"waf"`
 
 	file string           // the file name errors refer to
 	raw  []byte           // the bytes parsed
@@ -212,12 +216,199 @@ type Detect struct {
 	RulesDir string `yaml:"rules_dir"`
 	// IncidentDir holds the incident journal. Default DataDir/incidents.
 	IncidentDir string `yaml:"incident_dir"`
+	// Assets is a CSV asset inventory (tenant, host, vendor, product,
+	// version; detect/vuln) and VulnFeed an NVD-style CVE JSON feed; with
+	// both, the judge raises a reached attack on a vulnerable host to level
+	// 3. Empty = no vulnerability lookup. Read at start.
+	Assets   string `yaml:"assets"`
+	VulnFeed string `yaml:"vuln_feed"`
+	// Ingest receives external events (detect/ingest). Empty = off.
+	Ingest Ingest `yaml:"ingest"`
+	// Lateness is how far behind the newest event an event may arrive and
+	// still take part in correlations (rules.Config.Lateness); zero means
+	// the engine's default (2m). Restart to change.
+	Lateness Duration `yaml:"lateness"`
+}
+
+// Ingest configures the external event inputs (Suricata EVE JSON, firewall
+// syslog). Every address is empty (off) by default.
+type Ingest struct {
+	// SyslogUDP and SyslogTCP are host:port listeners for RFC 5424 / RFC
+	// 3164 syslog (TCP: octet-counted or newline framing).
+	SyslogUDP string `yaml:"syslog_udp"`
+	SyslogTCP string `yaml:"syslog_tcp"`
+	// EVEFile is a Suricata eve.json followed like tail -F; EVESocket a
+	// unix socket path listened on for Suricata's unix_stream output.
+	EVEFile   string `yaml:"eve_file"`
+	EVESocket string `yaml:"eve_socket"`
 }
 
 // DNS configures the resolver.
 type DNS struct {
 	// Upstreams are host:port forwarders; empty means full recursion.
 	Upstreams []string `yaml:"upstreams"`
+	// RootHints are the root servers ("ip" or "ip:port") recursion starts
+	// from when Upstreams is empty; empty means no recursion (the
+	// appliance never uses a built-in root list).
+	RootHints []string `yaml:"root_hints"`
+	// SinkholeA and SinkholeAAAA answer names on the intel list or an RPZ
+	// (a warning page); unset means 0.0.0.0 and ::.
+	SinkholeA    netip.Addr `yaml:"sinkhole_a"`
+	SinkholeAAAA netip.Addr `yaml:"sinkhole_aaaa"`
+	// RPZ are response-policy zone files (relative to the config file),
+	// applied in order after the intel list.
+	RPZ []string `yaml:"rpz"`
+	// Detection configures DGA, tunnelling and NXDOMAIN-storm detection.
+	Detection DNSDetection `yaml:"detection"`
+	// RRL configures response rate limiting of UDP answers.
+	RRL DNSRRL `yaml:"rrl"`
+	// TenantLists are per-tenant allow and deny lists of domains.
+	TenantLists []DNSTenantLists `yaml:"tenant_lists"`
+	// TenantUpstreams give tenants their own forwarders (and cache).
+	TenantUpstreams []DNSTenantUpstreams `yaml:"tenant_upstreams"`
+}
+
+// DNSTenantUpstreams are one tenant's own forwarders.
+type DNSTenantUpstreams struct {
+	// Tenant is the tenant id.
+	Tenant string `yaml:"tenant"`
+	// Upstreams are host:port forwarders used for this tenant instead of
+	// dns.upstreams / dns.root_hints, with a cache of its own.
+	Upstreams []string `yaml:"upstreams"`
+}
+
+// DNSTenantLists is one tenant's own DNS allow and deny lists.
+type DNSTenantLists struct {
+	// Tenant is the tenant id.
+	Tenant string `yaml:"tenant"`
+	// Allow lists domains (and their subdomains) exempt from every DNS
+	// policy (intel list, RPZ) for this tenant.
+	Allow []string `yaml:"allow"`
+	// Deny lists domains (and their subdomains) sinkholed for this tenant.
+	Deny []string `yaml:"deny"`
+}
+
+// DNSRRL configures the resolver's response rate limiting (dnsres.RRL).
+type DNSRRL struct {
+	// ResponseRate is identical responses per second per client /24
+	// (/56); 0 means 20, negative turns RRL off.
+	ResponseRate float64 `yaml:"response_rate"`
+	// ClientRate is responses per second per client network; 0 means no
+	// such limit.
+	ClientRate float64 `yaml:"client_rate"`
+	// Slip sends every Slip-th limited answer truncated (TC=1); 0 means 2,
+	// negative drops them all.
+	Slip int `yaml:"slip"`
+}
+
+// DNSDetection configures the resolver's detection (dnsres.Detector).
+type DNSDetection struct {
+	// Block answers DGA-like names and tunnels NXDOMAIN instead of
+	// reporting only (report-only tenants are never blocked).
+	Block bool `yaml:"block"`
+	// BlockTenants narrows Block to these tenant ids; empty means all.
+	BlockTenants []string `yaml:"block_tenants"`
+	// DGAThreshold is the P(DGA) from which a name is judged DGA-like;
+	// 0 means the model's own; negative turns DGA scoring off.
+	DGAThreshold float64 `yaml:"dga_threshold"`
+	// TunnelUnique is the distinct names per client and domain per
+	// window from which tunnelling is considered; 0 means 60, negative off.
+	TunnelUnique int `yaml:"tunnel_unique"`
+	// NXDomainStorm is the NXDOMAIN answers per client per window reported
+	// as a storm; 0 means 100, negative off.
+	NXDomainStorm int `yaml:"nxdomain_storm"`
+	// Window is the counting window; 0 means one minute.
+	Window Duration `yaml:"window"`
+	// AllowDomains are domains never judged, added to the built-in list
+	// of CDN and cloud domains.
+	AllowDomains []string `yaml:"allow_domains"`
+}
+
+// Proxy configures the forward web proxy (listen.proxy). Checked when the
+// proxy starts (appliance/internal/app/proxy.go).
+type Proxy struct {
+	// AllowLoopbackDestinations lets requests reach 127.0.0.0/8 and ::1
+	// (demos and tests only; logged as a warning). Unset: allowed exactly
+	// when listen.proxy is a loopback address (the demo).
+	AllowLoopbackDestinations *bool `yaml:"allow_loopback_destinations"`
+	// ConnectPorts are the ports CONNECT may reach. Empty: 443.
+	ConnectPorts []int `yaml:"connect_ports"`
+	// TrustedProxies are the tenants' own downstream proxies (prefixes)
+	// whose X-Forwarded-For names the terminal.
+	TrustedProxies []netip.Prefix `yaml:"trusted_proxies"`
+	// TLSInspect configures TLS inspection.
+	TLSInspect ProxyTLSInspect `yaml:"tls_inspect"`
+	// Scan configures malware scanning of downloads.
+	Scan ProxyScan `yaml:"scan"`
+	// TenantRestrictions insert the SaaS vendors' tenant-restriction
+	// headers for a tenant's terminals (needs tls_inspect.enabled).
+	TenantRestrictions []ProxyTenantRestriction `yaml:"tenant_restrictions"`
+	// Breakout configures the SaaS local breakout line (the apps a
+	// tenant's policy.breakout names).
+	Breakout ProxyBreakout `yaml:"breakout"`
+}
+
+// ProxyBreakout configures the SaaS local breakout line.
+type ProxyBreakout struct {
+	// LocalAddrs are the breakout line's source addresses. Breakout is on
+	// when LocalAddrs or Proxy is set.
+	LocalAddrs []netip.Addr `yaml:"local_addrs"`
+	// Proxy is an upstream proxy (host:port) on the breakout line.
+	Proxy string `yaml:"proxy"`
+	// HealthTarget (host:port) proves the line up; default Proxy.
+	HealthTarget string `yaml:"health_target"`
+	// HealthInterval is the time between checks. Default 10s.
+	HealthInterval Duration `yaml:"health_interval"`
+	// AppsDir holds extra app definitions (*.txt), added to the built-in
+	// m365, google, slack and webex.
+	AppsDir string `yaml:"apps_dir"`
+}
+
+// ProxyTLSInspect configures the proxy's TLS inspection.
+type ProxyTLSInspect struct {
+	// Enabled turns inspection on; the CA is created on first start in
+	// DataDir/proxy-ca.pem (key proxy-ca.key). Default false.
+	Enabled bool `yaml:"enabled"`
+	// All inspects every tunnel not bypassed; false inspects only Hosts
+	// and the tenant-restriction login hosts. Unset: true.
+	All *bool `yaml:"all"`
+	// Hosts are domains inspected even when All is false.
+	Hosts []string `yaml:"hosts"`
+	// Bypass are domains never inspected (spliced).
+	Bypass []string `yaml:"bypass"`
+	// BypassCategories are categories never inspected.
+	BypassCategories []string `yaml:"bypass_categories"`
+	// CategoryFiles are "domain category" files (relative to the config).
+	CategoryFiles []string `yaml:"category_files"`
+	// RootCAs are PEM files of roots the origins' certificates are
+	// verified against instead of the system roots.
+	RootCAs []string `yaml:"root_cas"`
+}
+
+// ProxyScan configures malware scanning of downloads.
+type ProxyScan struct {
+	// Clamd is clamd's address (host:port or a unix socket path); empty
+	// turns scanning off.
+	Clamd string `yaml:"clamd"`
+	// MaxBytes is the largest body scanned. Default 10 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// Timeout bounds one scan. Default 30s.
+	Timeout Duration `yaml:"timeout"`
+	// FailOpen lets downloads through when clamd is down. Default false
+	// (fail closed).
+	FailOpen bool `yaml:"fail_open"`
+}
+
+// ProxyTenantRestriction is one tenant's SaaS tenant restrictions.
+type ProxyTenantRestriction struct {
+	Tenant           string   `yaml:"tenant"`
+	MicrosoftTenants []string `yaml:"microsoft_tenants"`
+	MicrosoftContext string   `yaml:"microsoft_context"`
+	MicrosoftPolicy  string   `yaml:"microsoft_policy"`
+	GoogleDomains    []string `yaml:"google_domains"`
+	SlackWorkspaces  []string `yaml:"slack_workspaces"`
+	SlackRequester   string   `yaml:"slack_requester"`
+	WebexDomains     []string `yaml:"webex_domains"`
 }
 
 // Mail configures the mail relay.
@@ -228,6 +419,82 @@ type Mail struct {
 	// Smarthost (host:port) receives all mail for domains no tenant owns;
 	// empty means delivery by MX lookup.
 	Smarthost string `yaml:"smarthost"`
+	// Spam turns on spam scoring and advertising detection of inbound
+	// mail (the classifier shipped in mailrelay/spam, header rules, the
+	// threat-intel set, DNSBL). Default false.
+	Spam bool `yaml:"spam"`
+	// DNSBL are the DNS block lists spam scoring asks (through the
+	// system resolver); empty = none.
+	DNSBL []MailDNSBL `yaml:"dnsbl"`
+	// Clamd is clamd's address for virus scanning: host:port, or a unix
+	// socket path (contains '/'). Empty = no virus scan. When set and
+	// clamd is down, mail is deferred (4xx), never passed unscanned.
+	Clamd string `yaml:"clamd"`
+	// Quarantine configures the quarantine store in <data_dir>/quarantine.
+	Quarantine MailQuarantine `yaml:"quarantine"`
+	// Policy is the cloud-wide content policy.
+	Policy MailPolicy `yaml:"policy"`
+	// TenantPolicies override Policy for single tenants.
+	TenantPolicies []MailTenantPolicy `yaml:"tenant_policies"`
+}
+
+// MailDNSBL is one DNS block list.
+type MailDNSBL struct {
+	// Zone is the list's zone, e.g. "bl.example.net".
+	Zone string `yaml:"zone"`
+	// Domains makes it a domain list (sender and URL domains) instead of
+	// an IP list (client address).
+	Domains bool `yaml:"domains"`
+	// Points added to the spam score on a listing; 0 = 3.
+	Points float64 `yaml:"points"`
+}
+
+// MailQuarantine configures the mail quarantine.
+type MailQuarantine struct {
+	// Retention is how long quarantined mail is kept; 0 = 30d.
+	Retention Duration `yaml:"retention"`
+	// ForwardTo (host:port) is the isolated server each quarantined
+	// original is also sent to; empty = none.
+	ForwardTo string `yaml:"forward_to"`
+	// ForwardRcpt is the recipient address there (required with
+	// ForwardTo); ForwardFrom the envelope sender (default
+	// quarantine@<mail.hostname>).
+	ForwardRcpt string `yaml:"forward_rcpt"`
+	ForwardFrom string `yaml:"forward_from"`
+}
+
+// MailPolicy is a content policy (mailrelay.Policy). Empty fields take
+// the cloud-wide policy's value, then the built-in default.
+type MailPolicy struct {
+	// SpamTag, SpamQuarantine, SpamReject are the spam-score levels
+	// (defaults 4, 6, 15 points; negative = level off).
+	SpamTag        float64 `yaml:"spam_tag"`
+	SpamQuarantine float64 `yaml:"spam_quarantine"`
+	SpamReject     float64 `yaml:"spam_reject"`
+	// SpamSubject is the subject tag of tagged spam (default "[SPAM] ").
+	SpamSubject string `yaml:"spam_subject"`
+	// Ads: allow (default), tag, quarantine or reject advertising mail;
+	// AdSubject is its subject tag (default "[広告] ").
+	Ads       string `yaml:"ads"`
+	AdSubject string `yaml:"ad_subject"`
+	// Attachments: quarantine (default), reject or allow executables,
+	// scripts, macro-enabled Office files and encrypted archives.
+	Attachments string `yaml:"attachments"`
+	// Virus: quarantine (default), reject or delete infected mail.
+	Virus string `yaml:"virus"`
+	// Sanitize turns on メール無害化 for inbound mail (default false).
+	Sanitize *bool `yaml:"sanitize"`
+	// Block and allow lists: sender addresses or domains, client prefixes.
+	BlockSenders []string       `yaml:"block_senders"`
+	AllowSenders []string       `yaml:"allow_senders"`
+	BlockClients []netip.Prefix `yaml:"block_clients"`
+	AllowClients []netip.Prefix `yaml:"allow_clients"`
+}
+
+// MailTenantPolicy is one tenant's content policy.
+type MailTenantPolicy struct {
+	Tenant string     `yaml:"tenant"`
+	Policy MailPolicy `yaml:"policy"`
 }
 
 // Notify configures notification delivery.
@@ -339,6 +606,10 @@ func (c *Config) IncidentDir() string {
 	}
 	return filepath.Join(c.Path(c.DataDir), "incidents")
 }
+
+// RollupDir is where the report rollups live (detect/report), beside the
+// event store: DataDir/rollups.
+func (c *Config) RollupDir() string { return filepath.Join(c.Path(c.DataDir), "rollups") }
 
 // NotifyKeyFile is the HMAC key file of acknowledgement links:
 // Notify.KeyFile, default DataDir/notify.key.

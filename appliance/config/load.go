@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -198,6 +199,61 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 		if err := checkHostPort(u); err != nil {
 			d.at(root, fmt.Sprintf("dns.upstreams[%d]", i), "%v", err)
 		}
+	}
+	for i, h := range c.DNS.RootHints {
+		if _, err := netip.ParseAddr(h); err != nil {
+			if _, err2 := netip.ParseAddrPort(h); err2 != nil {
+				d.at(root, fmt.Sprintf("dns.root_hints[%d]", i), "want an IP address or ip:port, found %q", h)
+			}
+		}
+	}
+	if a := c.DNS.SinkholeA; a.IsValid() && !a.Unmap().Is4() {
+		d.at(root, "dns.sinkhole_a", "%s is not an IPv4 address", a)
+	}
+	if a := c.DNS.SinkholeAAAA; a.IsValid() && (!a.Is6() || a.Is4In6()) {
+		d.at(root, "dns.sinkhole_aaaa", "%s is not an IPv6 address", a)
+	}
+	for i, f := range c.DNS.RPZ {
+		if f == "" {
+			d.at(root, fmt.Sprintf("dns.rpz[%d]", i), "empty file name")
+		} else if _, err := os.Stat(c.Path(f)); err != nil {
+			d.at(root, fmt.Sprintf("dns.rpz[%d]", i), "cannot read RPZ file: %v", errors.Unwrap(err))
+		}
+	}
+	if t := c.DNS.Detection.DGAThreshold; t > 1 {
+		d.at(root, "dns.detection.dga_threshold", "%v is above 1", t)
+	}
+	for i, tl := range c.DNS.TenantLists {
+		found := false
+		for _, t := range c.Tenants {
+			found = found || t.ID == tl.Tenant
+		}
+		if !found {
+			d.at(root, fmt.Sprintf("dns.tenant_lists[%d].tenant", i), "no tenant with id %q", tl.Tenant)
+		}
+	}
+	for i, tu := range c.DNS.TenantUpstreams {
+		found := false
+		for _, t := range c.Tenants {
+			found = found || t.ID == tu.Tenant
+		}
+		if !found {
+			d.at(root, fmt.Sprintf("dns.tenant_upstreams[%d].tenant", i), "no tenant with id %q", tu.Tenant)
+		}
+		if len(tu.Upstreams) == 0 {
+			d.at(root, fmt.Sprintf("dns.tenant_upstreams[%d].upstreams", i), "empty list")
+		}
+		for j, u := range tu.Upstreams {
+			if err := checkHostPort(u); err != nil {
+				d.at(root, fmt.Sprintf("dns.tenant_upstreams[%d].upstreams[%d]", i, j), "%v", err)
+			}
+		}
+	}
+	if c.DNS.RRL.ClientRate < 0 {
+		d.at(root, "dns.rrl.client_rate", "negative rate")
+	}
+	if c.DNS.Detection.Window < 0 {
+		d.at(root, "dns.detection.window", "negative duration")
 	}
 	if c.Mail.Smarthost != "" {
 		if err := checkHostPort(c.Mail.Smarthost); err != nil {

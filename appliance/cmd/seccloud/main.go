@@ -38,6 +38,8 @@ Usage:
                                          print stored events as ECS JSON lines
   seccloud backup run|list|verify|restore [ID] [-config FILE] [-dir DIR]
                                          back up data_dir, list, verify by restoring, restore
+  seccloud report monthly YYYY-MM [-tenant ID] [-format html|csv] [-o FILE] [-config FILE]
+                                         the monthly report (whole cloud, or one tenant)
   seccloud version                       print build information
 
 Every subcommand that uses the data directory takes -config FILE (default:
@@ -85,6 +87,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdEvents(rest, stdout)
 	case "backup":
 		err = cmdBackup(rest, stdout)
+	case "report":
+		err = cmdReport(rest, stdout)
+	case "account":
+		err = cmdAccount(rest, os.Stdin, stdout)
 	case "version":
 		err = cmdVersion(rest, stdout)
 	default:
@@ -307,6 +313,46 @@ func parseTime(s string, endOfDay bool) (time.Time, error) {
 		d = d.AddDate(0, 0, 1)
 	}
 	return d, nil
+}
+
+func cmdReport(args []string, stdout io.Writer) error {
+	const syn = "report monthly YYYY-MM [-tenant ID] [-format html|csv] [-o FILE] [-config FILE]"
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, "Usage: seccloud "+syn)
+		return flag.ErrHelp
+	}
+	if len(args) == 0 || args[0] != "monthly" {
+		return usageError{"usage: seccloud " + syn}
+	}
+	fs := flags("report monthly", syn)
+	cfgPath := configFlag(fs)
+	tenant := fs.String("tenant", "", "only tenant `ID` (default: the whole cloud and every tenant)")
+	format := fs.String("format", "html", "output `format`: html or csv")
+	out := fs.String("o", "", "write to `FILE` instead of standard output")
+	pos, err := parseInterleaved(fs, args[1:], stdout)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"want exactly one month YYYY-MM"}
+	}
+	if *format != "html" && *format != "csv" {
+		return usageError{"-format: want html or csv"}
+	}
+	w := stdout
+	var f *os.File
+	if *out != "" {
+		if f, err = os.Create(*out); err != nil {
+			return err
+		}
+		w = f
+	}
+	ad := &app.Admin{ConfigPath: *cfgPath, Out: w}
+	err = ad.Report(pos[0], *tenant, *format)
+	if f != nil {
+		err = errors.Join(err, f.Close())
+	}
+	return err
 }
 
 func cmdVersion(args []string, stdout io.Writer) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jichitai/seccloud/appliance/config"
+	"github.com/jichitai/seccloud/appliance/console"
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/tenant"
 )
@@ -51,6 +52,8 @@ type App struct {
 	console  *http.Server
 	reloadMu sync.Mutex // one reload at a time
 	serving  atomic.Bool
+	web      *console.Console
+	webAudit *console.Audit
 }
 
 // New loads the configuration, records it as a config generation, opens the
@@ -106,6 +109,10 @@ func New(opts Options) (*App, error) {
 		return nil, errors.Join(err, a.events.close(context.Background()))
 	}
 	a.events.attach(det)
+	if a.webAudit, err = a.openConsole(cfg); err != nil {
+		a.ln.Close()
+		return nil, errors.Join(fmt.Errorf("console: %w", err), a.events.close(context.Background()))
+	}
 	a.console = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	a.log.Info("config loaded", "config", cfg.File(), "tenants", len(cfg.Tenants),
@@ -174,7 +181,7 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	stopBackups()
 	bg.Wait() // a backup in progress stops at its next file
 	a.audit("shutdown", "success", "graceful shutdown", tenant.Generation{})
-	err = errors.Join(err, a.events.close(sctx))
+	err = errors.Join(err, a.events.close(sctx), a.webAudit.Close())
 	if rerr := os.Remove(cfg.RunFile()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}

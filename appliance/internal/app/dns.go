@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -17,23 +18,30 @@ import (
 // The DNS resolver (package dnsres), wired from the configuration:
 //
 //   - listen.dns: UDP and TCP; clients outside every tenant are REFUSED.
-//   - dns.upstreams: forwarders. Empty means recursion from root hints;
-//     the configuration has no root hints yet, so there is no recursion
-//     target and names outside the tenant zones are answered SERVFAIL.
-//     The appliance never sends a query to the real root servers.
+//   - dns.upstreams: forwarders. Empty means recursion from
+//     dns.root_hints; with neither there is no recursion target and
+//     names outside the tenant zones are answered SERVFAIL. The appliance
+//     never sends a query to the real root servers on its own.
 //   - tenants[].zones: answered authoritatively from
 //     <data_dir>/zones/<zone>.zone when that file exists, else from a
 //     minimal zone (SOA + NS) so that the zone is served at all.
+//   - dns.tenant_upstreams: tenants with forwarders (and a cache) of their own.
+//   - dns.tenant_lists: per-tenant allow / deny lists, consulted first.
+//   - dns.rpz: response-policy zones, consulted before the intel list.
 //   - intel.*: the shared threat-intelligence set; listed domains (and
-//     their subdomains) are sinkholed to 0.0.0.0 / :: (no sinkhole key in
-//     the configuration yet), or only reported for report-only tenants.
+//     their subdomains) are sinkholed to dns.sinkhole_a / dns.sinkhole_aaaa
+//     (default 0.0.0.0 / ::), or only reported for report-only tenants.
+//   - dns.detection.*: DGA, tunnelling and NXDOMAIN-storm detection
+//     (dnsres.Detector), report-only unless dns.detection.block.
+//   - dns.rrl.*: response rate limiting of UDP answers (on by default).
 //   - query log: one event per query to the appliance's event pipeline.
 //
-// Reload re-reads the zone files (a zone file that no
-// longer parses keeps its previous version).
+// Reload re-reads the zone files and the RPZ files (a file that no
+// longer parses keeps its previous version). The other dns.* keys take
+// effect at restart.
 
-// dnsSinkholeA and dnsSinkholeAAAA answer listed names until the
-// configuration has a sinkhole key.
+// dnsSinkholeA and dnsSinkholeAAAA answer listed names when
+// dns.sinkhole_a / dns.sinkhole_aaaa are not set.
 var (
 	dnsSinkholeA    = netip.IPv4Unspecified()
 	dnsSinkholeAAAA = netip.IPv6Unspecified()
@@ -45,6 +53,9 @@ type dnsService struct {
 	cache  *dnsres.Cache
 	policy *dnsres.Policy
 	zones  *dnsres.Zones
+	rpz    *dnsres.RPZ
+	// closers close the caches and the resolvers' upstream sockets.
+	closers []func() error
 }
 
 // errNoRecursion is the answer (SERVFAIL) when there is neither an
@@ -59,29 +70,101 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	var res dnsres.Resolver = dnsres.ResolverFunc(func(context.Context, dnsres.Question) (*dns.Msg, error) {
 		return nil, errNoRecursion
 	})
-	if len(cfg.DNS.Upstreams) > 0 {
+	// closers close the caches and the upstream sockets: at shutdown, or
+	// here when starting fails half-way.
+	var closers []func() error
+	started := false
+	defer func() {
+		if !started {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+	switch {
+	case len(cfg.DNS.Upstreams) > 0:
 		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: cfg.DNS.Upstreams})
 		if err != nil {
 			return nil, err
 		}
 		res = fw
-	} else {
-		a.log.Warn("dns: no dns.upstreams and no root hints: names outside the tenant zones get SERVFAIL")
+		closers = append(closers, fw.Close)
+	case len(cfg.DNS.RootHints) > 0:
+		rec, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: cfg.DNS.RootHints})
+		if err != nil {
+			return nil, fmt.Errorf("dns.root_hints: %w", err)
+		}
+		res = rec
+		closers = append(closers, rec.Close)
+	default:
+		a.log.Warn("dns: no dns.upstreams and no dns.root_hints: names outside the tenant zones get SERVFAIL")
 	}
 	cache, err := dnsres.NewCache(dnsres.CacheConfig{Resolver: res})
 	if err != nil {
 		return nil, err
 	}
-	policy, err := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: a.intel(), SinkholeA: dnsSinkholeA, SinkholeAAAA: dnsSinkholeAAAA})
+	closers = append(closers, cache.Close)
+	// Tenants with upstreams of their own get a forwarder and a cache each.
+	views := map[string]dnsres.Handler{}
+	for _, tu := range cfg.DNS.TenantUpstreams {
+		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: tu.Upstreams})
+		if err != nil {
+			return nil, fmt.Errorf("dns.tenant_upstreams (%s): %w", tu.Tenant, err)
+		}
+		closers = append(closers, fw.Close)
+		c, err := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw})
+		if err != nil {
+			return nil, err
+		}
+		views[tu.Tenant] = c
+		closers = append(closers, c.Close)
+	}
+	sinkA, sinkAAAA := dnsSinkholeA, dnsSinkholeAAAA
+	if cfg.DNS.SinkholeA.IsValid() {
+		sinkA = cfg.DNS.SinkholeA
+	}
+	if cfg.DNS.SinkholeAAAA.IsValid() {
+		sinkAAAA = cfg.DNS.SinkholeAAAA
+	}
+	rpz := new(dnsres.RPZ)
+	lists := map[string]dnsres.TenantLists{}
+	for _, tl := range cfg.DNS.TenantLists {
+		l := lists[tl.Tenant]
+		l.Allow = append(l.Allow, tl.Allow...)
+		l.Deny = append(l.Deny, tl.Deny...)
+		lists[tl.Tenant] = l
+	}
+	policy, err := dnsres.NewPolicy(dnsres.PolicyConfig{Intel: a.intel(), SinkholeA: sinkA, SinkholeAAAA: sinkAAAA, RPZ: rpz, Tenants: lists})
 	if err != nil {
 		return nil, err
 	}
-	d := &dnsService{a: a, cache: cache, policy: policy, zones: dnsres.NewZones()}
+	dc := cfg.DNS.Detection
+	var allow []string
+	if len(dc.AllowDomains) > 0 {
+		allow = append(append(allow, dnsres.DefaultAllowDomains...), dc.AllowDomains...)
+	}
+	det, err := dnsres.NewDetector(dnsres.DetectorConfig{
+		DGAThreshold: dc.DGAThreshold, AllowDomains: allow, Window: time.Duration(dc.Window),
+		TunnelUnique: dc.TunnelUnique, NXDomainStorm: dc.NXDomainStorm,
+		Block: dc.Block, BlockTenants: dc.BlockTenants, Sink: a.events.sink(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dns.detection: %w", err)
+	}
+	var rrl *dnsres.RRL
+	if cfg.DNS.RRL.ResponseRate >= 0 || cfg.DNS.RRL.ClientRate > 0 {
+		rrl, err = dnsres.NewRRL(dnsres.RRLConfig{ResponseRate: cfg.DNS.RRL.ResponseRate, ClientRate: cfg.DNS.RRL.ClientRate, Slip: cfg.DNS.RRL.Slip})
+		if err != nil {
+			return nil, fmt.Errorf("dns.rrl: %w", err)
+		}
+	}
+	d := &dnsService{a: a, cache: cache, policy: policy, zones: dnsres.NewZones(), rpz: rpz, closers: closers}
 	d.load(cfg)
 	d.srv, err = dnsres.NewServer(dnsres.ServerConfig{
 		Addr: cfg.Listen.DNS, Directory: a.live, Sink: a.events.sink(),
-		Logger:  a.log.With("function", "dns"),
-		Handler: dnsres.Chain(cache, policy.Middleware, d.zones.Middleware),
+		Logger:   a.log.With("function", "dns"),
+		Handler:  dnsres.Chain(dnsres.TenantRouter(views, cache), policy.Middleware, d.zones.Middleware, det.Middleware),
+		Observer: det, RRL: rrl,
 	})
 	if err != nil {
 		return nil, err
@@ -91,6 +174,7 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	}
 	a.log.Info("dns resolver listening", "addr", d.srv.Addr().String(), "upstreams", len(cfg.DNS.Upstreams),
 		"zones", d.zones.Len())
+	started = true
 	return d, nil
 }
 
@@ -113,6 +197,13 @@ func (d *dnsService) load(cfg *config.Config) {
 	if err := d.zones.Update(withFile, fixed); err != nil {
 		d.a.log.Warn("dns: zone files (previous versions kept)", "err", err)
 	}
+	rpzFiles := make([]string, len(cfg.DNS.RPZ))
+	for i, f := range cfg.DNS.RPZ {
+		rpzFiles[i] = cfg.Path(f)
+	}
+	if err := d.rpz.Load(rpzFiles); err != nil {
+		d.a.log.Warn("dns: RPZ files (previous versions kept)", "err", err)
+	}
 }
 
 // Reload applies new zones.
@@ -122,8 +213,11 @@ func (d *dnsService) Reload(cfg *config.Config) error {
 }
 
 func (d *dnsService) Shutdown(ctx context.Context) error {
-	err := d.srv.Shutdown(ctx)
-	return errors.Join(err, d.cache.Close())
+	errs := []error{d.srv.Shutdown(ctx)}
+	for i := len(d.closers) - 1; i >= 0; i-- { // caches before their resolvers
+		errs = append(errs, d.closers[i]())
+	}
+	return errors.Join(errs...)
 }
 
 type noService struct{}

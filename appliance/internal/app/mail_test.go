@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"net/smtp"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/detect/store"
+	"github.com/jichitai/seccloud/mailrelay"
 	"github.com/jichitai/seccloud/mailrelay/mailrelaytest"
 )
 
@@ -65,4 +68,67 @@ tenants:
 	}))
 	assert.Positive(t, tenants, "an event for the tenant's message")
 	assert.Positive(t, refused, "an event for the refused relay attempt")
+}
+
+// TestMailQuarantineThroughAppliance: with spam scoring, a tenant policy
+// that rejects executables and quarantines ads, and forwarding to an
+// isolated server, an ad is quarantined, forwarded, listed and released
+// through the quarantine API, and an executable is refused.
+func TestMailQuarantineThroughAppliance(t *testing.T) {
+	mx, err := mailrelaytest.NewSink()
+	require.NoError(t, err)
+	t.Cleanup(func() { mx.Close() })
+	iso, err := mailrelaytest.NewSink()
+	require.NoError(t, err)
+	t.Cleanup(func() { iso.Close() })
+	a, ctx := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}
+functions: {proxy: false, dns: false, waf: false}
+mail:
+  hostname: relay.test
+  spam: true
+  quarantine: {retention: 10d, forward_to: "`+iso.Addr+`", forward_rcpt: q@isolated.example.jp}
+  policy: {spam_reject: 100}
+  tenant_policies:
+    - tenant: tsu
+      policy: {ads: quarantine, attachments: reject}
+tenants:
+  - id: tsu
+    name: 津市
+    networks: [127.0.1.0/24]
+    egress_addr: 127.0.0.1
+    mail_domains: [city.tsu.example.jp]
+    mail_servers: ["`+mx.Addr+`"]
+`)
+	addr := startedService[*mailService](t, a).addr
+	ad := "From: shop@store.example\r\nTo: yamada@city.tsu.example.jp\r\nSubject: =?UTF-8?B?44CQ5bqD5ZGK44CR56eL44Gu44K744O844Or?=\r\n" +
+		"Date: Mon, 2 Nov 2026 10:00:00 +0900\r\nMessage-ID: <ad@store.example>\r\nList-Unsubscribe: <mailto:u@store.example>\r\n\r\nsale\r\n"
+	require.NoError(t, smtp.SendMail(addr, nil, "shop@store.example", []string{"yamada@city.tsu.example.jp"}, []byte(ad)))
+	exe := "From: x@p.example\r\nTo: yamada@city.tsu.example.jp\r\nSubject: inv\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+		"Content-Type: application/octet-stream; name=\"a.exe\"\r\n\r\nx\r\n--b--\r\n"
+	err = smtp.SendMail(addr, nil, "x@p.example", []string{"yamada@city.tsu.example.jp"}, []byte(exe))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a.exe")
+
+	wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer wcancel()
+	fw := iso.Wait(wctx, 1)
+	require.Len(t, fw, 1)
+	assert.Contains(t, string(fw[0].Data), "reason=ad")
+
+	h := a.mailQuarantineHandler()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/api/mail/quarantine?tenant=tsu", nil))
+	require.Equal(t, 200, w.Code)
+	var list struct{ Items []mailrelay.QuarantineItem }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &list))
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, "ad", list.Items[0].Reason)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/api/mail/quarantine/"+list.Items[0].ID+"/release", nil))
+	require.Equal(t, 200, w.Code, w.Body.String())
+	got := mx.Wait(wctx, 1)
+	require.Len(t, got, 1)
+	assert.Contains(t, string(got[0].Data), "List-Unsubscribe")
 }

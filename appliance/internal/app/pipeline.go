@@ -74,11 +74,13 @@ func (p *pipeline) attach(d *detection) {
 	if p.cluster.role == config.RoleStandalone {
 		p.out = detect.Fanout(p.async, d.async)
 	}
+	// External events (detect/ingest) take the same path as the functions'.
+	d.out = p.out
 }
 
 // start starts reading the cluster stream on a detector node.
 func (p *pipeline) start() {
-	p.cluster.start(p.store, p.det.engine)
+	p.cluster.start(p.store, p.det.writer())
 }
 
 // Sink is the sink the security functions emit to.

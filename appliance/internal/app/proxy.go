@@ -2,10 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/jichitai/seccloud/appliance/config"
 	"github.com/jichitai/seccloud/proxy"
@@ -18,23 +22,33 @@ import (
 //     sources in no tenant are refused with 403; each tenant dials from
 //     its egress_addr; policy.allow_tenants are the exceptions to the ban
 //     on direct traffic between tenants; policy.report_only and
-//     policy.block_categories feed the URL filter.
+//     policy.block_categories feed the URL filter; policy.no_tls_inspect
+//     turns inspection off for a tenant.
 //   - intel.*: the shared threat-intelligence set blocks requests to listed
 //     domains, addresses and URLs (proxy.IntelDecider, before the lists).
+//   - proxy.*: loopback destinations, CONNECT ports, trusted downstream
+//     proxies, TLS inspection (CA in data_dir/proxy-ca.pem, created on
+//     first start; terminals download it from
+//     http://<listen.proxy>/seccloud-ca.pem), clamd scanning, SaaS tenant
+//     restrictions, SaaS breakout (tenants' policy.breakout over
+//     proxy.breakout's line, falling back to the main egress when its
+//     health check fails). The proxy.* keys apply at start (restart to
+//     change).
 //   - access log: one event per request or tunnel to the event pipeline.
-//
-// Not in the configuration yet (see proxy/README.md): URL block/allow
-// lists and category files, trusted downstream proxies for
-// X-Forwarded-For, CONNECT ports (443 only), proxy.allow_loopback_destinations.
-// Until that key exists, loopback destinations are allowed exactly when
-// the proxy itself listens on a loopback address (the demo), and that is
-// logged as a warning at start.
+
+// Files of the inspection CA in the data directory.
+const (
+	proxyCACert = "proxy-ca.pem"
+	proxyCAKey  = "proxy-ca.key"
+)
 
 // proxyService is the running proxy.
 type proxyService struct {
-	srv  *proxy.Server
-	addr string // the bound listen address
-	done chan error
+	srv     *proxy.Server
+	addr    string // the bound listen address
+	caFile  string // the inspection CA certificate, "" without inspection
+	scanner *proxy.ClamdScanner
+	done    chan error
 }
 
 func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) {
@@ -47,24 +61,171 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 	if err != nil {
 		return nil, err
 	}
-	pc := proxy.Config{Directory: a.live, Sink: a.events.sink(), Decider: proxy.IntelDecider{Intel: a.intel(), Next: lists}, Logger: log}
-	if loopbackListen(cfg.Listen.Proxy) {
-		pc.AllowDestinations = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-		log.Warn("proxy: listening on loopback: loopback DESTINATIONS ARE ALLOWED (demo/test mode); never use this on a real network")
+	pc, caFile, scanner, err := proxyConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pc.Directory, pc.Sink, pc.Logger = a.live, a.events.sink(), log
+	pc.Decider = proxy.IntelDecider{Intel: a.intel(), Next: lists}
+	if len(pc.AllowDestinations) > 0 {
+		log.Warn("proxy: loopback DESTINATIONS ARE ALLOWED (demo/test mode); never use this on a real network")
+	}
+	if pc.Inspect != nil {
+		log.Info("proxy: TLS inspection on", "ca", caFile, "all", pc.Inspect.All)
+	}
+	if pc.Breakout != nil {
+		known := map[string]bool{}
+		for _, app := range pc.Breakout.Apps {
+			known[app.ID] = true
+		}
+		for _, t := range cfg.Directory().Tenants() {
+			for _, id := range t.Policy.Breakout {
+				if !known[id] {
+					log.Warn("proxy: tenant names an unknown breakout app; its traffic stays on the main line", "tenant", t.ID, "app", id)
+				}
+			}
+		}
+	} else {
+		for _, t := range cfg.Directory().Tenants() {
+			if len(t.Policy.Breakout) > 0 {
+				log.Warn("proxy: policy.breakout set but proxy.breakout is not configured; everything leaves on the main line", "tenant", t.ID)
+				break
+			}
+		}
+	}
+	if scanner != nil {
+		if err := scanner.Ping(context.Background()); err != nil {
+			log.Warn("proxy: clamd does not answer yet; downloads are blocked until it does unless proxy.scan.fail_open", "err", err)
+		}
 	}
 	srv, err := proxy.New(pc)
 	if err != nil {
+		closeScanner(scanner)
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen.Proxy)
 	if err != nil {
 		srv.Close()
+		closeScanner(scanner)
 		return nil, fmt.Errorf("listen.proxy: %w", err)
 	}
-	s := &proxyService{srv: srv, addr: ln.Addr().String(), done: make(chan error, 1)}
+	s := &proxyService{srv: srv, addr: ln.Addr().String(), caFile: caFile, scanner: scanner, done: make(chan error, 1)}
 	go func() { s.done <- srv.Serve(ln) }()
 	log.Info("proxy listening", "addr", ln.Addr().String())
 	return s, nil
+}
+
+func closeScanner(s *proxy.ClamdScanner) {
+	if s != nil {
+		s.Close()
+	}
+}
+
+// proxyConfig builds the proxy.Config of the proxy.* keys (everything but
+// the directory, sink, logger and decider).
+func proxyConfig(cfg *config.Config) (pc proxy.Config, caFile string, scanner *proxy.ClamdScanner, err error) {
+	p := cfg.Proxy
+	loop := loopbackListen(cfg.Listen.Proxy)
+	if p.AllowLoopbackDestinations != nil {
+		loop = *p.AllowLoopbackDestinations
+	}
+	if loop {
+		pc.AllowDestinations = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	for i, port := range p.ConnectPorts {
+		if port < 1 || port > 65535 {
+			return pc, "", nil, fmt.Errorf("proxy.connect_ports[%d]: %d is not a port", i, port)
+		}
+		pc.ConnectPorts = append(pc.ConnectPorts, uint16(port))
+	}
+	for i, tp := range p.TrustedProxies {
+		// A downstream proxy is trusted for the tenant whose network
+		// holds it: its X-Forwarded-For names that tenant's terminals.
+		if _, ok := cfg.Directory().ByAddr(tp.Addr()); !ok {
+			return pc, "", nil, fmt.Errorf("proxy.trusted_proxies[%d]: %s is in no tenant's networks", i, tp)
+		}
+	}
+	pc.TrustedProxies = p.TrustedProxies
+	if ti := p.TLSInspect; ti.Enabled {
+		dir := cfg.Path(cfg.DataDir)
+		caFile = filepath.Join(dir, proxyCACert)
+		ca, err := proxy.LoadOrCreateCA(caFile, filepath.Join(dir, proxyCAKey), "seccloud TLS inspection CA", proxy.CAConfig{})
+		if err != nil {
+			return pc, "", nil, fmt.Errorf("proxy.tls_inspect: %w", err)
+		}
+		in := &proxy.InspectConfig{CA: ca, All: ti.All == nil || *ti.All, Hosts: ti.Hosts, Bypass: ti.Bypass,
+			BypassCategories: ti.BypassCategories}
+		for i, f := range ti.CategoryFiles {
+			fh, err := os.Open(cfg.Path(f))
+			if err != nil {
+				return pc, "", nil, fmt.Errorf("proxy.tls_inspect.category_files[%d]: %w", i, err)
+			}
+			cats, err := proxy.ParseCategories(fh)
+			fh.Close()
+			if err != nil {
+				return pc, "", nil, fmt.Errorf("proxy.tls_inspect.category_files[%d]: %w", i, err)
+			}
+			if in.Categories == nil {
+				in.Categories = cats
+			} else {
+				for k, v := range cats {
+					in.Categories[k] = v
+				}
+			}
+		}
+		if len(ti.RootCAs) > 0 {
+			in.RootCAs = x509.NewCertPool()
+			for i, f := range ti.RootCAs {
+				b, err := os.ReadFile(cfg.Path(f))
+				if err != nil {
+					return pc, "", nil, fmt.Errorf("proxy.tls_inspect.root_cas[%d]: %w", i, err)
+				}
+				if !in.RootCAs.AppendCertsFromPEM(b) {
+					return pc, "", nil, fmt.Errorf("proxy.tls_inspect.root_cas[%d]: no PEM certificate in %s", i, f)
+				}
+			}
+		}
+		pc.Inspect = in
+	}
+	if len(p.TenantRestrictions) > 0 {
+		if pc.Inspect == nil {
+			return pc, "", nil, errors.New("proxy.tenant_restrictions: needs proxy.tls_inspect.enabled (the login hosts must be inspected)")
+		}
+		pc.TenantRestrictions = make(map[string]proxy.TenantRestriction, len(p.TenantRestrictions))
+		for i, r := range p.TenantRestrictions {
+			if _, ok := cfg.Directory().ByID(r.Tenant); !ok {
+				return pc, "", nil, fmt.Errorf("proxy.tenant_restrictions[%d].tenant: no tenant %q", i, r.Tenant)
+			}
+			pc.TenantRestrictions[r.Tenant] = proxy.TenantRestriction{MicrosoftTenants: r.MicrosoftTenants,
+				MicrosoftContext: r.MicrosoftContext, MicrosoftPolicy: r.MicrosoftPolicy, GoogleDomains: r.GoogleDomains,
+				SlackWorkspaces: r.SlackWorkspaces, SlackRequester: r.SlackRequester, WebexDomains: r.WebexDomains}
+		}
+	}
+	if b := p.Breakout; len(b.LocalAddrs) > 0 || b.Proxy != "" {
+		bc := &proxy.BreakoutConfig{LocalAddrs: b.LocalAddrs, Proxy: b.Proxy, HealthTarget: b.HealthTarget,
+			HealthInterval: time.Duration(b.HealthInterval), Apps: proxy.DefaultApps()}
+		if b.AppsDir != "" {
+			extra, err := proxy.LoadApps(os.DirFS(cfg.Path(b.AppsDir)), ".")
+			if err != nil {
+				return pc, "", nil, fmt.Errorf("proxy.breakout.apps_dir: %w", err)
+			}
+			bc.Apps = append(bc.Apps, extra...)
+		}
+		pc.Breakout = bc
+	} else if b.HealthTarget != "" || b.AppsDir != "" {
+		return pc, "", nil, errors.New("proxy.breakout: set local_addrs or proxy to turn breakout on")
+	}
+	if sc := p.Scan; sc.Clamd != "" {
+		if sc.MaxBytes < 0 {
+			return pc, "", nil, fmt.Errorf("proxy.scan.max_bytes: must not be negative")
+		}
+		scanner, err = proxy.NewClamdScanner(sc.Clamd, time.Duration(sc.Timeout))
+		if err != nil {
+			return pc, "", nil, fmt.Errorf("proxy.scan.clamd: %w", err)
+		}
+		pc.Scanner, pc.ScanMaxBytes, pc.ScanTimeout, pc.ScanFailOpen = scanner, sc.MaxBytes, time.Duration(sc.Timeout), sc.FailOpen
+	}
+	return pc, caFile, scanner, nil
 }
 
 // Shutdown drains the proxy: idle connections close at once, requests and
@@ -74,6 +235,7 @@ func (s *proxyService) Shutdown(ctx context.Context) error {
 	if serr := <-s.done; !errors.Is(serr, proxy.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	closeScanner(s.scanner)
 	return err
 }
 

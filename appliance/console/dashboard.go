@@ -1,0 +1,114 @@
+package console
+
+import (
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/incident"
+	"github.com/jichitai/seccloud/detect/store"
+)
+
+// CountRow is one function's events of a period, per severity.
+type CountRow struct {
+	Module  string `json:"module"`
+	BySev   [4]int `json:"by_severity"`
+	Stopped int    `json:"stopped"` // blocked, quarantined, sinkholed, dropped, deleted, deferred
+	Total   int    `json:"total"`
+}
+
+// Counts are a period's event counts.
+type Counts struct {
+	Label string     `json:"period"` // "today" or "month"
+	From  string     `json:"from"`   // start of the period, YYYY-MM-DD in the console's zone
+	Rows  []CountRow `json:"rows"`
+}
+
+// countsTTL is how long the dashboard's counts are reused: counting a
+// month reads every event of the month from the store, so each scope
+// (one tenant, or all for operators) counts at most once a minute.
+const countsTTL = time.Minute
+
+type countsCache struct {
+	at, day time.Time
+	counts  []Counts
+}
+
+// Dashboard is what the dashboard shows.
+type Dashboard struct {
+	Open     []incident.Incident `json:"open_incidents"`
+	Counts   []Counts            `json:"counts"`
+	Health   []Component         `json:"health"`
+	NoEvents bool                `json:"no_event_store,omitempty"`
+	Sevs     []detect.Severity   `json:"-"`
+}
+
+// dashboard builds the dashboard of a scope: open incidents, this month's
+// and today's counts per function and severity (one pass over the month's
+// events in the store), and the health of each component.
+func (c *Console) dashboard(r *http.Request, s *scope) (*Dashboard, error) {
+	open, err := s.queryIncidents(incidentQuery{Active: true})
+	if err != nil {
+		return nil, err
+	}
+	d := &Dashboard{Open: open, Sevs: allSevs, NoEvents: c.cfg.Events == nil}
+	if c.cfg.Health != nil {
+		d.Health = c.cfg.Health()
+	}
+	if c.cfg.Events == nil {
+		return d, nil
+	}
+	now := c.cfg.Now().In(c.cfg.Location)
+	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, c.cfg.Location)
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, c.cfg.Location)
+	key := s.ownTenant()
+	if s.operator() {
+		key = "*"
+	}
+	c.mu.Lock()
+	cached, ok := c.counts[key]
+	c.mu.Unlock()
+	if ok && now.Sub(cached.at) < countsTTL && cached.day.Equal(day) {
+		d.Counts = cached.counts
+		return d, nil
+	}
+	today, mon := map[string]*CountRow{}, map[string]*CountRow{}
+	add := func(m map[string]*CountRow, e *detect.Event) {
+		row := m[e.Module]
+		if row == nil {
+			row = &CountRow{Module: e.Module}
+			m[e.Module] = row
+		}
+		if e.Severity <= 3 {
+			row.BySev[e.Severity]++
+		}
+		if e.Verdict.Action.Stopped() {
+			row.Stopped++
+		}
+		row.Total++
+	}
+	_, _, err = s.events(r.Context(), eventQuery{Filter: store.Filter{Since: month}, Limit: 1, countOnly: func(e *detect.Event) {
+		add(mon, e)
+		if !e.Time.Before(day) {
+			add(today, e)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	rows := func(m map[string]*CountRow) []CountRow {
+		out := make([]CountRow, 0, len(m))
+		for _, r := range m {
+			out = append(out, *r)
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Module < out[j].Module })
+		return out
+	}
+	d.Counts = []Counts{{Label: "today", From: day.Format("2006-01-02"), Rows: rows(today)},
+		{Label: "month", From: month.Format("2006-01-02"), Rows: rows(mon)}}
+	c.mu.Lock()
+	c.counts[key] = countsCache{at: now, day: day, counts: d.Counts}
+	c.mu.Unlock()
+	return d, nil
+}
