@@ -119,3 +119,44 @@ func (a *App) watchHealth(ctx context.Context, every time.Duration) {
 		}
 	}
 }
+
+// pingTimeout bounds one dependency probe.
+const pingTimeout = 2 * time.Second
+
+// dependencies of the proxy: clamd (when scanning) and the breakout line
+// (when configured).
+func (p *proxyService) dependencies() []dependency {
+	var deps []dependency
+	if p.scanner != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		err := p.scanner.Ping(ctx)
+		cancel()
+		deps = append(deps, probe("proxy/clamd", err))
+	}
+	if p.breakout {
+		up := p.srv.BreakoutUp()
+		d := dependency{Name: "proxy/breakout", Up: up}
+		if !up {
+			d.Detail = "falling back to the main egress"
+		}
+		deps = append(deps, d)
+	}
+	return deps
+}
+
+// dependencies of the mail relay: clamd, when scanning.
+func (m *mailService) dependencies() []dependency {
+	if m.av == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	return []dependency{probe("mail/clamd", m.av.Ping(ctx))}
+}
+
+func probe(name string, err error) dependency {
+	if err != nil {
+		return dependency{Name: name, Detail: err.Error()}
+	}
+	return dependency{Name: name, Up: true}
+}

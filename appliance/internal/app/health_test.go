@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jichitai/seccloud/detect"
@@ -88,4 +89,47 @@ tenants:
 		}
 		return false
 	}, 20*time.Second, 100*time.Millisecond)
+}
+
+// TestClamdDependencyDown: the mail relay scanning with a clamd that does
+// not answer reports mail/clamd down (alert event and metric).
+func TestClamdDependencyDown(t *testing.T) {
+	old := healthInterval
+	healthInterval = 100 * time.Millisecond
+	t.Cleanup(func() { healthInterval = old })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	l.Close() // nothing listens there
+	a, _ := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}
+functions: {proxy: false, dns: false, waf: false}
+mail: {hostname: relay.test, clamd: "`+dead+`"}
+tenants:
+  - {id: aoba, name: あおば市, networks: [127.0.1.0/24], egress_addr: 127.0.0.1}
+`)
+	startedService[*mailService](t, a)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, a.events.async.Flush(ctx))
+		found := false
+		require.NoError(t, a.events.store.Query(context.Background(), store.Filter{Module: "appliance",
+			Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)}, func(e detect.Event) error {
+			if e.Kind == "alert" && strings.Contains(e.Message, "dep/mail/clamd is down") {
+				found = true
+			}
+			return nil
+		}))
+		return found
+	}, 15*time.Second, 100*time.Millisecond)
+	var listed bool
+	for _, c := range a.componentStates() {
+		if c.Name == "dep/mail/clamd" {
+			listed = true
+			assert.False(t, c.OK)
+		}
+	}
+	assert.True(t, listed, "mail/clamd is listed")
 }

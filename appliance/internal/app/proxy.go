@@ -48,7 +48,9 @@ type proxyService struct {
 	addr    string // the bound listen address
 	caFile  string // the inspection CA certificate, "" without inspection
 	scanner *proxy.ClamdScanner
-	done    chan error
+	// breakout is set when a breakout line is configured.
+	breakout bool
+	done     chan error
 }
 
 func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) {
@@ -109,7 +111,8 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 		closeScanner(scanner)
 		return nil, fmt.Errorf("listen.proxy: %w", err)
 	}
-	s := &proxyService{srv: srv, addr: ln.Addr().String(), caFile: caFile, scanner: scanner, done: make(chan error, 1)}
+	s := &proxyService{srv: srv, addr: ln.Addr().String(), caFile: caFile, scanner: scanner,
+		breakout: pc.Breakout != nil, done: make(chan error, 1)}
 	go func() { s.done <- srv.Serve(ln) }()
 	log.Info("proxy listening", "addr", ln.Addr().String())
 	return s, nil
