@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jichitai/seccloud/detect"
@@ -159,4 +160,19 @@ func probe(name string, err error) dependency {
 		return dependency{Name: name, Detail: err.Error()}
 	}
 	return dependency{Name: name, Up: true}
+}
+
+// dependencies of the resolver: each forwarding upstream, asked for the
+// root's NS records (any answer, whatever its rcode, counts as up).
+func (d *dnsService) dependencies() []dependency {
+	ups := d.a.cfg.Load().DNS.Upstreams
+	deps := make([]dependency, 0, len(ups))
+	for _, u := range ups {
+		c := &dns.Client{Net: "udp", Timeout: pingTimeout}
+		m := new(dns.Msg)
+		m.SetQuestion(".", dns.TypeNS)
+		_, _, err := c.Exchange(m, u)
+		deps = append(deps, probe("dns/upstream "+u, err))
+	}
+	return deps
 }

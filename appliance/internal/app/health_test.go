@@ -15,6 +15,7 @@ import (
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/detect/store"
+	"github.com/jichitai/seccloud/dnsres/dnsrestest"
 )
 
 // TestDependencyDownAndBack: an edge node whose NATS server is not up
@@ -132,4 +133,51 @@ tenants:
 		}
 	}
 	assert.True(t, listed, "mail/clamd is listed")
+}
+
+// TestUpstreamDependency: the resolver's forwarding upstream is listed up
+// while it answers and reported down (alert event) once it stops.
+func TestUpstreamDependency(t *testing.T) {
+	old := healthInterval
+	healthInterval = 100 * time.Millisecond
+	t.Cleanup(func() { healthInterval = old })
+	auth := dnsrestest.NewAuthority(t, "127.0.0.1:0", map[string]string{
+		"up.example.": "$TTL 300\n@ IN SOA ns.up.example. h.up.example. 1 3600 600 86400 300\n@ IN NS ns.up.example.\nns IN A 127.0.0.53\n",
+	})
+	a, _ := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", dns: "127.0.0.1:0"}
+functions: {proxy: false, mail: false, waf: false}
+dns: {upstreams: ["`+auth.Addr.String()+`"]}
+tenants:
+  - {id: aoba, name: あおば市, networks: [127.0.1.0/24], egress_addr: 127.0.0.1}
+`)
+	startedService[*dnsService](t, a)
+	name := "dep/dns/upstream " + auth.Addr.String()
+	state := func() (listed, ok bool) {
+		for _, c := range a.componentStates() {
+			if c.Name == name {
+				return true, c.OK
+			}
+		}
+		return false, false
+	}
+	listed, ok := state()
+	require.True(t, listed)
+	assert.True(t, ok, "the upstream answers")
+	auth.Stop()
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, a.events.async.Flush(ctx))
+		found := false
+		require.NoError(t, a.events.store.Query(context.Background(), store.Filter{Module: "appliance",
+			Since: time.Now().Add(-time.Hour), Until: time.Now().Add(time.Hour)}, func(e detect.Event) error {
+			if e.Kind == "alert" && strings.Contains(e.Message, name+" is down") {
+				found = true
+			}
+			return nil
+		}))
+		return found
+	}, 20*time.Second, 200*time.Millisecond)
 }
