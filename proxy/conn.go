@@ -354,27 +354,10 @@ func (cc *clientConn) handle(req *http.Request, ev *detect.Event) bool {
 	if !ip.IsValid() {
 		ev.DestDomain = name
 	}
-	ctx := context.Background()
-	if s.cfg.Decider != nil {
-		v, err := s.cfg.Decider.Decide(ctx, Request{Tenant: t, Client: cc.client, Terminal: terminal,
-			Method: req.Method, Host: name, Port: port, Path: path, URL: req.RequestURI})
-		if err != nil {
-			s.log.Error("proxy: decider failed; request refused", "err", err, "url", req.RequestURI)
-			return cc.block(detect.Verdict{Action: detect.ActionBlock, Rule: RulePolicyError, Reason: "policy error"}, req.RequestURI, false, ev)
-		}
-		ev.Verdict = v
-		if v.Action == detect.ActionBlock {
-			return cc.block(v, req.RequestURI, keep, ev)
-		}
-	}
-	addrs, v, err := s.resolve(ctx, t, name, ip, cc.abuf[:])
-	if err != nil {
-		cc.writePage(errorPage(502, "接続先のホスト名を解決できませんでした。", "The destination host name could not be resolved.",
-			req.RequestURI, cc.ref(ev)), keep, ev)
-		return keep
-	}
-	if v.Action == detect.ActionBlock {
-		return cc.block(v, req.RequestURI, keep, ev)
+	addrs, ok, keepOpen := cc.decideAndResolve(Request{Tenant: t, Client: cc.client, Terminal: terminal,
+		Method: req.Method, Host: name, Port: port, Path: path, URL: req.RequestURI}, ip, keep, ev)
+	if !ok {
+		return keepOpen
 	}
 	return cc.forward(req, t, s.routeFor(t, name), addrs, port, path, ev)
 }
@@ -956,4 +939,34 @@ func (cc *clientConn) relayUpgrade(u *upConn, req *http.Request, resp *http.Resp
 		ev.Outcome = "failure"
 	}
 	return false
+}
+
+// decideAndResolve runs the policy on r, then resolves its host (ip when
+// it is a literal) and checks every address. ok reports whether the
+// request may go on to addrs; when not, the client has been answered (block
+// or error page) and keepOpen tells whether its connection stays usable.
+func (cc *clientConn) decideAndResolve(r Request, ip netip.Addr, keep bool, ev *detect.Event) (addrs []netip.Addr, ok, keepOpen bool) {
+	s := cc.s
+	ctx := context.Background()
+	if s.cfg.Decider != nil {
+		v, err := s.cfg.Decider.Decide(ctx, r)
+		if err != nil {
+			s.log.Error("proxy: decider failed; request refused", "err", err, "target", r.URL)
+			return nil, false, cc.block(detect.Verdict{Action: detect.ActionBlock, Rule: RulePolicyError, Reason: "policy error"}, r.URL, false, ev)
+		}
+		ev.Verdict = v
+		if v.Action == detect.ActionBlock {
+			return nil, false, cc.block(v, r.URL, keep, ev)
+		}
+	}
+	addrs, v, err := s.resolve(ctx, r.Tenant, r.Host, ip, cc.abuf[:])
+	if err != nil {
+		cc.writePage(errorPage(502, "接続先のホスト名を解決できませんでした。", "The destination host name could not be resolved.",
+			r.URL, cc.ref(ev)), keep, ev)
+		return nil, false, keep
+	}
+	if v.Action == detect.ActionBlock {
+		return nil, false, cc.block(v, r.URL, keep, ev)
+	}
+	return addrs, true, keep
 }

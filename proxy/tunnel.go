@@ -48,28 +48,12 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 		// TLS instead of a bare 403 to the CONNECT.
 		return cc.intercept(req, t, terminal, name, port, ev)
 	}
-	ctx := context.Background()
-	if s.cfg.Decider != nil {
-		v, err := s.cfg.Decider.Decide(ctx, Request{Tenant: t, Client: cc.client, Terminal: terminal,
-			Method: req.Method, Host: name, Port: port, URL: req.RequestURI})
-		if err != nil {
-			s.log.Error("proxy: decider failed; tunnel refused", "err", err, "target", req.RequestURI)
-			return cc.block(detect.Verdict{Action: detect.ActionBlock, Rule: RulePolicyError, Reason: "policy error"}, req.RequestURI, false, ev)
-		}
-		ev.Verdict = v
-		if v.Action == detect.ActionBlock {
-			return cc.block(v, req.RequestURI, false, ev)
-		}
-	}
-	addrs, v, err := s.resolve(ctx, t, name, ip, cc.abuf[:])
-	if err != nil {
-		cc.writePage(errorPage(502, "接続先のホスト名を解決できませんでした。", "The destination host name could not be resolved.",
-			req.RequestURI, cc.ref(ev)), false, ev)
+	addrs, ok, _ := cc.decideAndResolve(Request{Tenant: t, Client: cc.client, Terminal: terminal,
+		Method: req.Method, Host: name, Port: port, URL: req.RequestURI}, ip, false, ev)
+	if !ok {
 		return false
 	}
-	if v.Action == detect.ActionBlock {
-		return cc.block(v, req.RequestURI, false, ev)
-	}
+	ctx := context.Background()
 	rt := s.routeFor(t, name)
 	up, dst, _, err := s.dialRoute(ctx, t, &rt, addrs, port)
 	rt.label(ev)
