@@ -36,66 +36,24 @@ OUR_PORT=12527  # mailrelay
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
-	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix bc >/dev/null
-fi
-command -v bc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bc >/dev/null
+. "$here/../lib/peers.sh"
+need=()
+command -v smtp-source >/dev/null && command -v postfix >/dev/null || need+=(postfix)
+command -v bc >/dev/null || need+=(bc)
 want() { [[ " $VARIANTS " == *" $1 "* ]]; }
-if want full && ! command -v clamd >/dev/null && [ ! -x /usr/sbin/clamd ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clamav-daemon >/dev/null
-fi
+if want full && ! command -v clamd >/dev/null && [ ! -x /usr/sbin/clamd ]; then need+=(clamav-daemon); fi
+bench_install "${need[@]}"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
 PF=$WORK/postfix
-mkdir -p "$PF/etc" "$PF/spool" "$PF/data"
-
-# --- Postfix in its own instance -------------------------------------------
-cp /etc/postfix/master.cf.proto "$PF/etc/master.cf" 2>/dev/null || cp /usr/share/postfix/master.cf.dist "$PF/etc/master.cf"
-# smtpd on the bench port only, and the postlog service for maillog_file.
-sed -i -e 's/^smtp      inet  n       -       y       -       -       smtpd/127.0.0.1:'$PF_PORT' inet  n       -       n       -       -       smtpd/' "$PF/etc/master.cf"
-grep -q "^127.0.0.1:$PF_PORT" "$PF/etc/master.cf" || {
-	sed -i -e '/^smtp      inet/d' "$PF/etc/master.cf"
-	echo "127.0.0.1:$PF_PORT inet  n       -       n       -       -       smtpd" >>"$PF/etc/master.cf"
-}
-sed -i -e 's/^\(\S\+\s\+\S\+\s\+\S\+\s\+\S\+\s\+\)y\(\s\)/\1n\2/' "$PF/etc/master.cf" # no chroot
-grep -q '^postlog' "$PF/etc/master.cf" || echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$PF/etc/master.cf"
-cat >"$PF/etc/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $PF/spool
-data_directory = $PF/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = relay.bench.test
-mydomain = bench.test
-myorigin = \$myhostname
-mydestination =
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-relayhost = [127.0.0.1]:$SINK_PORT
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-maillog_file = $PF/maillog
-maillog_file_prefixes = $WORK
-smtp_tls_security_level = none
 # Delivery to the one next hop: Postfix's default concurrency (20, or
 # PF_CONC), started at that concurrency instead of ramping up from 5, and
 # connections to the relayhost always cached (the maillog's conn_use=
 # shows Postfix already reused them on demand under this load; this
 # makes it explicit).
-default_destination_concurrency_limit = $PF_CONC
-initial_destination_concurrency = $PF_CONC
-smtp_connection_cache_destinations = [127.0.0.1]:$SINK_PORT
-smtpd_tls_security_level = none
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-EOF
-chown -R postfix "$PF/data"
-postfix -c "$PF/etc" set-permissions >/dev/null 2>&1 || true
-postfix -c "$PF/etc" check
+postfix_instance "$PF" $PF_PORT $SINK_PORT \
+	"default_destination_concurrency_limit = $PF_CONC" "initial_destination_concurrency = $PF_CONC"
 
 # --- ours ---------------------------------------------------------------------
 (cd "$root" && go build -o "$WORK/mailrelayd" ./mailrelay/internal/cmd/mailrelayd)
@@ -133,7 +91,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median_of() { printf '%s\n' "$@" | median; }
 
 # pfdelays: Postfix's average delays (a=before qmgr, b=in qmgr, c=connection
 # setup, d=transmission) from its maillog, to see where the time goes.
@@ -244,10 +202,10 @@ EOF
 	CLAMD=
 fi
 
-if [ ${#pf[@]} -gt 0 ]; then printf 'median postfix   %.0f msg/s\n' "$(median "${pf[@]}")"; fi
-if [ ${#ours[@]} -gt 0 ]; then printf 'median mailrelay %.0f msg/s\n' "$(median "${ours[@]}")"; fi
+if [ ${#pf[@]} -gt 0 ]; then printf 'median postfix   %.0f msg/s\n' "$(median_of "${pf[@]}")"; fi
+if [ ${#ours[@]} -gt 0 ]; then printf 'median mailrelay %.0f msg/s\n' "$(median_of "${ours[@]}")"; fi
 if [ ${#pf[@]} -gt 0 ] && [ ${#ours[@]} -gt 0 ]; then
-	printf 'ratio            %.2fx\n' "$(echo "$(median "${ours[@]}") / $(median "${pf[@]}")" | bc -l)"
+	printf 'ratio            %.2fx\n' "$(echo "$(median_of "${ours[@]}") / $(median_of "${pf[@]}")" | bc -l)"
 fi
-if [ ${#auth[@]} -gt 0 ]; then printf 'median mailrelay with SPF/DKIM/DMARC %.0f msg/s\n' "$(median "${auth[@]}")"; fi
-if [ ${#full[@]} -gt 0 ]; then printf 'median mailrelay with SPF/DKIM/DMARC + clamd + spam %.0f msg/s\n' "$(median "${full[@]}")"; fi
+if [ ${#auth[@]} -gt 0 ]; then printf 'median mailrelay with SPF/DKIM/DMARC %.0f msg/s\n' "$(median_of "${auth[@]}")"; fi
+if [ ${#full[@]} -gt 0 ]; then printf 'median mailrelay with SPF/DKIM/DMARC + clamd + spam %.0f msg/s\n' "$(median_of "${full[@]}")"; fi

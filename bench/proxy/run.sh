@@ -29,66 +29,33 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-20s}
 OUT=${OUT:-/tmp/proxy-bench.txt}
 
+. bench/lib/peers.sh
 need=""
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 command -v squid >/dev/null 2>&1 || [ -x /usr/sbin/squid ] || need="$need squid"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
-if [ -n "$need" ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
-fi
+bench_install $need
 PATH=$PATH:/usr/sbin
 
 W=$(mktemp -d /tmp/proxy-bench.XXXXXX)
 chmod 755 "$W"
-mkdir -p "$W/www" "$W/sq1" "$W/sq2" "$W/events"
+mkdir -p "$W/www" "$W/events"
 head -c 1024 /dev/urandom > "$W/www/1k"
 head -c 1048576 /dev/urandom > "$W/www/1m"
 chmod 644 "$W/www/1k" "$W/www/1m"
-if id proxy >/dev/null 2>&1; then chown proxy "$W/sq1" "$W/sq2"; fi
-mkdir -p /run/squid && { id proxy >/dev/null 2>&1 && chown proxy /run/squid || true; }
 
 cleanup() {
 	[ -f "$W/ours.pid" ] && kill "$(cat "$W/ours.pid")" 2>/dev/null || true
 	for n in sq1 sq2; do squid -n "$n" -f "$W/$n.conf" -k shutdown 2>/dev/null || true; done
-	[ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+	[ -f "$W/origin.pid" ] && kill "$(cat "$W/origin.pid")" 2>/dev/null || true
 	sleep 2
 	[ -f "$W/ours.pid" ] && wait "$(cat "$W/ours.pid")" 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
 
-cat > "$W/nginx.conf" <<NGINX
-worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx-error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_timeout 75s;
-	keepalive_requests 1000000;
-	sendfile on;
-	server {
-		listen 127.0.0.1:18080 reuseport backlog=4096;
-		root $W/www;
-		location / { }
-	}
-}
-NGINX
-nginx -c "$W/nginx.conf"
-
+nginx_origin "$W" 18080
 for n in 1 2; do
-	port=$((13128 + n))
-	cat > "$W/sq$n.conf" <<SQUID
-http_port 127.0.0.1:$port
-workers $n
-http_access allow localhost
-http_access deny all
-cache deny all
-access_log stdio:$W/sq$n/access.log squid
-cache_log $W/sq$n/cache.log
-pid_filename $W/sq$n/squid.pid
-coredump_dir $W/sq$n
-shutdown_lifetime 1 second
-SQUID
+	squid_conf "$W" "sq$n" $((13128 + n)) $n
 	squid -n "sq$n" -f "$W/sq$n.conf"
 done
 
