@@ -35,7 +35,9 @@ func newPipeline(t *testing.T, c *clock, vuln judge.VulnLookup) *pipeline {
 	require.NoError(t, err)
 	inds, err := intel.ParseList(strings.NewReader("beacon.cc.example\n"), "c2.txt", intel.KindDomain, "c2")
 	require.NoError(t, err)
-	set, err := intel.Build(inds)
+	addrs, err := intel.ParseList(strings.NewReader(ccAddr.String()+"\n"), "c2-addrs.txt", intel.KindAddr, "c2")
+	require.NoError(t, err)
+	set, err := intel.Build(append(inds, addrs...))
 	require.NoError(t, err)
 	live := intel.NewLive(set)
 	return &pipeline{m: m, eng: rules.New(rules.Config{Rules: def, Handler: m, Intel: live, Now: c.Now}),
@@ -76,6 +78,33 @@ func TestCorrelationCCResolveThenConnect(t *testing.T) {
 	assert.Equal(t, detect.SeveritySucceeded, inc.Severity)
 	assert.Equal(t, "127.0.1.5", inc.Terminal)
 	assert.NotEmpty(t, inc.Evidence)
+}
+
+// ccAddr is a C&C address on the pipeline's intel set (label c2).
+var ccAddr = netip.MustParseAddr("203.0.113.66")
+
+// A terminal whose C&C lookup was sinkholed then tries a C&C address
+// directly (the implant's hard-coded fallback), blocked by the proxy:
+// malware runs on it, level 3 although both were stopped.
+func TestCorrelationCCNameThenAddressBlocked(t *testing.T) {
+	c := newClock()
+	p := newPipeline(t, c, nil)
+	sinkhole := netip.MustParseAddr("192.0.2.250")
+	p.feed(detect.Event{Time: t0, Module: "dns", Tenant: "a", Client: terminal,
+		DNS:     detect.DNSInfo{QName: "beacon.cc.example.", QType: "A", RCode: "NOERROR", Resolved: []netip.Addr{sinkhole}},
+		Verdict: detect.Verdict{Action: detect.ActionSinkhole, Rule: "dns-intel-domain"}})
+	p.feed(detect.Event{Time: t0.Add(20 * time.Second), Module: "proxy", Tenant: "a", Client: terminal,
+		Dest: netip.AddrPortFrom(ccAddr, 80), Verdict: detect.Verdict{Action: detect.ActionBlock, Rule: "proxy-intel"}})
+	inc := p.only(t, "seccloud-cc-name-then-address")
+	assert.Equal(t, detect.SeveritySucceeded, inc.Severity)
+	assert.Equal(t, "127.0.1.5", inc.Terminal)
+	assert.Equal(t, detect.SeverityStopped, p.only(t, "seccloud-proxy-cc").Severity, "the connection alone was stopped")
+
+	// The address alone, without a C&C lookup before it, is not this rule.
+	other := netip.MustParseAddrPort("127.0.1.6:40000")
+	p.feed(detect.Event{Time: t0.Add(time.Minute), Module: "proxy", Tenant: "a", Client: other,
+		Dest: netip.AddrPortFrom(ccAddr, 80), Verdict: detect.Verdict{Action: detect.ActionBlock, Rule: "proxy-intel"}})
+	p.only(t, "seccloud-cc-name-then-address")
 }
 
 func TestCorrelationBeaconing(t *testing.T) {

@@ -84,7 +84,9 @@ type Judge interface {
 // Default is the judgement of DESIGN.md, as a separate explained step:
 //
 //  1. If every deciding event was stopped (block, quarantine, sinkhole,
-//     drop, delete, tempfail): level 1.
+//     drop, delete, tempfail): level 1 — 3 when the rule declares
+//     seccloud.compromise (malware shown running on the terminal), 2 when
+//     it declares seccloud.infection.
 //  2. Otherwise the attack reached its target. If every reaching event is
 //     an HTTP answer 404 or 410, the target does not exist: level 0.
 //  3. Success evidence gives level 3: the rule declares a reaching match
@@ -148,6 +150,15 @@ func (d *Default) Judge(in Input) Judgement {
 				fmt.Sprintf("All %d deciding event(s) were stopped (e.g. %s): the attack was stopped.", len(stopped), DescribeEN(stopped[0])))
 		} else {
 			add("判断の基礎となる事象がありません。", "No deciding event.")
+		}
+		if in.Rule != nil && in.Rule.Compromise && len(stopped) > 0 {
+			// The traffic was cut, but the match shows malware at work on
+			// the terminal: the compromise has happened.
+			j.Severity = detect.SeveritySucceeded
+			add("ただし、この検知は端末上でマルウェアが動作していることを示します（例: C&C名がシンクホールされた後にC&Cアドレスへ直接接続を試行）。通信の遮断では端末は元に戻りません。直ちに端末を隔離してください。",
+				"But this detection shows malware running on the terminal (e.g. it tried a C&C address directly after its C&C name was sinkholed). Blocking the traffic does not clean the terminal: isolate it now.")
+			add("危険度3: 攻撃が成功（または成功の可能性大）。", "Level 3: the attack succeeded or very likely succeeded.")
+			return j
 		}
 		if in.Rule != nil && in.Rule.Infection && len(stopped) > 0 {
 			// The traffic was cut, but the match itself shows the terminal

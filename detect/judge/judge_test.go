@@ -37,6 +37,7 @@ func waf(action detect.Action, status int) detect.Event {
 func TestDefaultJudge(t *testing.T) {
 	plain := rule(t, "id: w\ntitle: web attack\nlevel: critical\ndetection: {s: {event.module: waf}, condition: s}\n")
 	success := rule(t, "id: m\nseccloud: {success: true}\ndetection: {s: {event.module: waf}, condition: s}\n")
+	compromise := rule(t, "id: c\nseccloud: {compromise: true}\ndetection: {s: {event.module: waf}, condition: s}\n")
 	when := rule(t, "id: s\ndetection: {s: {event.module: waf}, condition: s}\nseccloud:\n  success_when:\n    http.response.status_code: 200\n    destination.bytes|gte: 10000\n")
 	vuln := judge.StaticVuln{"a": {"www.city.example.jp": true}, "b": {"www.city.example.jp": false}}
 	big := waf(detect.ActionReport, 200)
@@ -58,6 +59,7 @@ func TestDefaultJudge(t *testing.T) {
 		{"reached, not vulnerable", plain, vuln, "b", []detect.Event{waf(detect.ActionReport, 200)}, 2, "not vulnerable"},
 		{"reached, unknown host", plain, vuln, "c", []detect.Event{waf(detect.ActionReport, 200)}, 2, "unknown"},
 		{"target does not exist", plain, vuln, "a", []detect.Event{waf(detect.ActionReport, 404)}, 0, "does not exist"},
+		{"compromise rule, all blocked", compromise, nil, "a", []detect.Event{waf(detect.ActionBlock, 403)}, 3, "malware running on the terminal"},
 		{"success rule reached", success, nil, "a", []detect.Event{waf(detect.ActionAllow, 200)}, 3, "evidence of success"},
 		{"success_when matched", when, nil, "a", []detect.Event{big}, 3, "success_when"},
 		{"success_when not matched", when, nil, "a", []detect.Event{waf(detect.ActionReport, 200)}, 2, "No success evidence"},

@@ -108,6 +108,12 @@ type Rule struct {
 	// tunnelling, beaconing), so a blocked match is still level 2 for the
 	// judge, not 1.
 	Infection bool
+	// Compromise is the seccloud extension `seccloud.compromise`: a match
+	// shows that malware runs on the terminal (e.g. it tried a C&C address
+	// directly after its C&C name was sinkholed), so the judge gives level
+	// 3 even when every deciding event was stopped: blocking the traffic
+	// does not clean the terminal.
+	Compromise bool
 	// Correlation is set for correlation rules.
 	Correlation *Correlation
 	// Filter is set for filter rules (Sigma filters): the detection part
@@ -744,6 +750,17 @@ func (p *ruleParser) extension(n *yaml.Node) {
 				continue
 			}
 			p.rule.Infection = b
+		case "compromise":
+			s, ok := p.scalar(kv[1], "seccloud.compromise")
+			if !ok {
+				continue
+			}
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				p.errf(kv[1], "seccloud.compromise must be true or false")
+				continue
+			}
+			p.rule.Compromise = b
 		case "tenants":
 			p.tenants = p.stringList(kv[1], "seccloud.tenants")
 			if p.tenants == nil {
@@ -753,7 +770,7 @@ func (p *ruleParser) extension(n *yaml.Node) {
 				p.rule.Filter.Tenants = p.tenants
 			}
 		default:
-			p.errf(kv[0], "unknown seccloud key %q (known: success, success_when, infection, tenants)", kv[0].Value)
+			p.errf(kv[0], "unknown seccloud key %q (known: success, success_when, infection, compromise, tenants)", kv[0].Value)
 		}
 	}
 }
