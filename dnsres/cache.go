@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,7 +58,6 @@ const (
 	DefaultStaleAnswerTTL     = 30 * time.Second
 	DefaultResolveTimeout     = 5 * time.Second
 	cacheShards               = 64
-	entryOverhead             = 240 // entry struct, map slot, key string header, slices' headers
 	minPrefetchTTL            = 10 * time.Second
 	prefetchFraction          = 10 // prefetch in the last 1/10 of the TTL
 	defaultCacheUDPSize       = DefaultUDPSize
@@ -73,10 +71,12 @@ const (
 type CacheConfig struct {
 	// Resolver answers cache misses. Required.
 	Resolver Resolver
-	// MaxBytes bounds the memory the entries hold (wire bytes plus a fixed
-	// overhead per entry, see the README); zero means DefaultCacheBytes
-	// (64 MiB). When it is reached, entries are evicted at random, expired
-	// ones first within the sample.
+	// MaxBytes bounds the heap the entries hold, as accounted per entry:
+	// its two allocations rounded up to Go's size classes, its share of
+	// the map and, once the entry has been hit, its query-log data (about
+	// 140 bytes for a one-record A answer, 280 once hit; see the README).
+	// Zero means DefaultCacheBytes (64 MiB). When it is reached, entries
+	// are evicted at random, expired ones first within the sample.
 	MaxBytes int64
 	// MinTTL and MaxTTL clamp the TTL of positive answers; zero MaxTTL
 	// means DefaultMaxTTL (1 day). MinTTL zero means no floor.
@@ -152,31 +152,15 @@ type Cache struct {
 	hits, misses, stale, coalesced, prefetches, evictions, resolveErrors atomic.Uint64
 }
 
+// cacheShard is one of the cache's shards: a map from the 64-bit hash of
+// a question's key to its entry (the entry holds the key itself, see
+// entry.matches; two keys of one hash share a slot, the later replacing
+// the earlier).
 type cacheShard struct {
 	mu    sync.RWMutex
-	m     map[string]*entry
-	bytes int64
-	_     [32]byte // keep shards' locks on separate cache lines
-}
-
-// entry is one cached response. It is immutable once published, except
-// prefetching.
-type entry struct {
-	wire     []byte   // packed response: ID 0, lower-case question, no OPT
-	ttlOffs  []uint16 // offsets of the TTL fields
-	ttls     []uint32 // TTLs as stored
-	stored   int64    // unix nanoseconds
-	expires  int64
-	staleEnd int64
-	ttl      uint32
-	name     string
-	answers  []string
-	resolved []netip.Addr
-	size     int64
-	cached   bool // inserted in the map (cacheable)
-
-	prefetching atomic.Bool
-	recheck     atomic.Int64 // unix ns before which a failed refresh is not retried
+	m     map[uint64]*entry
+	bytes atomic.Int64 // written under mu (read lock for query-log data)
+	_     [32]byte     // keep shards' locks on separate cache lines
 }
 
 // flight is one resolution in progress and the queries waiting for it.
@@ -235,7 +219,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	}
 	c.budget = cfg.MaxBytes / cacheShards
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*entry)
+		c.shards[i].m = make(map[uint64]*entry)
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -256,23 +240,61 @@ func (c *Cache) Stats() CacheStats {
 		sh := &c.shards[i]
 		sh.mu.RLock()
 		s.Entries += int64(len(sh.m))
-		s.Bytes += sh.bytes
+		s.Bytes += sh.bytes.Load()
 		sh.mu.RUnlock()
 	}
 	return s
 }
 
-func (c *Cache) shard(key []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
+func (c *Cache) shard(h uint64) *cacheShard {
+	return &c.shards[h%cacheShards]
 }
 
+// get returns the entry of key, or nil.
 func (c *Cache) get(key []byte) *entry {
-	sh := c.shard(key)
-	sh.mu.RLock()
-	e := sh.m[string(key)]
-	sh.mu.RUnlock()
+	e, _ := c.lookup(key, 0, false)
 	return e
 }
+
+// lookup returns the entry of key, or nil. With hit, and when the entry
+// has not expired at now, it also returns the entry's query-log data,
+// building it on the entry's first hit (under the shard's read lock, so
+// that the shard's byte count stays exact: evictions hold the write
+// lock).
+func (c *Cache) lookup(key []byte, now int64, hit bool) (*entry, *logData) {
+	h := maphash.Bytes(c.seed, key)
+	sh := c.shard(h)
+	sh.mu.RLock()
+	e := sh.m[h]
+	var ld *logData
+	if e != nil {
+		if !e.matches(key) {
+			e = nil // another key of the same hash
+		} else if hit && now < e.expires() {
+			if ld = e.logd.Load(); ld == nil {
+				ld = e.buildLog()
+				if e.logd.CompareAndSwap(nil, ld) {
+					sh.bytes.Add(ld.size())
+				} else {
+					ld = e.logd.Load()
+				}
+			}
+		}
+	}
+	sh.mu.RUnlock()
+	return e, ld
+}
+
+// logFor returns e's query-log data without attaching it to e.
+func logFor(e *entry) *logData {
+	if ld := e.logd.Load(); ld != nil {
+		return ld
+	}
+	return e.buildLog()
+}
+
+// staleEnd is when e can no longer be served stale, in unix nanoseconds.
+func (c *Cache) staleEnd(e *entry) int64 { return e.expires() + int64(c.cfg.StaleTTL) }
 
 // ServeDNS answers r from the cache, or joins or starts its resolution.
 func (c *Cache) ServeDNS(ctx context.Context, w ResponseWriter, r *Request) (int, error) {
@@ -280,26 +302,27 @@ func (c *Cache) ServeDNS(ctx context.Context, w ResponseWriter, r *Request) (int
 	if r.Start.IsZero() {
 		now = c.now().UnixNano()
 	}
-	e := c.get(r.key)
+	e, ld := c.lookup(r.key, now, true)
 	if e != nil {
-		if now < e.expires {
+		exp := e.expires()
+		if now < exp {
 			c.hits.Add(1)
-			if !c.cfg.NoPrefetch && e.ttl >= uint32(minPrefetchTTL/time.Second) &&
-				now >= e.expires-int64(e.ttl)*int64(time.Second)/prefetchFraction && e.prefetching.CompareAndSwap(false, true) {
+			if ttl := e.ttl(); !c.cfg.NoPrefetch && ttl >= uint32(minPrefetchTTL/time.Second) &&
+				now >= exp-int64(ttl)*int64(time.Second)/prefetchFraction && e.startPrefetch() {
 				c.prefetches.Add(1)
 				c.join(nil, r, e)
 			}
 			r.Source = "cache"
-			return c.answer(w, r, e, now, false)
+			return c.answer(w, r, e, ld, now, false)
 		}
-		if now >= e.staleEnd {
+		if now >= c.staleEnd(e) {
 			e = nil
-		} else if c.cfg.StaleTTL > 0 && now < e.recheck.Load() {
+		} else if c.cfg.StaleTTL > 0 && now < e.recheck() {
 			// The last refresh failed recently: answer stale without
 			// asking again (RFC 8767's failure recheck timer).
 			c.stale.Add(1)
 			r.Source = "stale"
-			return c.answer(w, r, e, now, true)
+			return c.answer(w, r, e, logFor(e), now, true)
 		}
 	}
 	c.join(w, r, e)
@@ -323,7 +346,7 @@ func (c *Cache) join(w ResponseWriter, r *Request, stale *entry) {
 			c.fmu.Unlock()
 			c.stale.Add(1)
 			wt.r.Source = "stale"
-			_, _ = c.answer(wt.w, wt.r, f.stale, c.now().UnixNano(), true)
+			_, _ = c.answer(wt.w, wt.r, f.stale, logFor(f.stale), c.now().UnixNano(), true)
 			return
 		}
 		if w != nil {
@@ -386,12 +409,15 @@ func (c *Cache) resolve(key string, q Question) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ResolveTimeout)
 	var e *entry
-	failed := true
+	var eld *logData // e's log data, for its waiters
+	failed, cacheable := true, false
 	m, err := c.cfg.Resolver.Resolve(ctx, q)
 	cancel()
 	if err == nil && m != nil {
 		failed = m.Rcode == dns.RcodeServerFailure
-		e, err = c.newEntry(key, q, m, c.now().UnixNano())
+		if e, cacheable, err = c.newEntry(key, q, m, c.now().UnixNano()); err == nil {
+			eld = newLogData(q.Name, m.Answer)
+		}
 	}
 	now := c.now().UnixNano()
 	if err != nil {
@@ -400,7 +426,7 @@ func (c *Cache) resolve(key string, q Question) {
 	if failed {
 		c.resolveErrors.Add(1)
 	}
-	if e != nil && e.cached {
+	if e != nil && cacheable {
 		c.insert(key, e)
 	}
 	c.fmu.Lock()
@@ -417,21 +443,25 @@ func (c *Cache) resolve(key string, q Question) {
 	if stale == nil && failed {
 		// A prefetch or refresh may have found the old entry gone from the
 		// map meanwhile; look once more.
-		if old := c.get([]byte(key)); old != nil && now < old.staleEnd {
+		if old := c.get([]byte(key)); old != nil && now < c.staleEnd(old) {
 			stale = old
 		}
 	}
 	if failed && stale != nil {
-		stale.recheck.Store(now + int64(staleRecheck))
+		stale.setRecheck(now + int64(staleRecheck))
 	}
+	var ld *logData // shared by the waiters (never modified)
 	for _, wt := range waiters {
 		switch {
 		case failed && stale != nil && c.cfg.StaleTTL > 0:
 			c.stale.Add(1)
 			wt.r.Source = "stale"
-			_, _ = c.answer(wt.w, wt.r, stale, now, true)
+			if ld == nil {
+				ld = logFor(stale)
+			}
+			_, _ = c.answer(wt.w, wt.r, stale, ld, now, true)
 		case e != nil:
-			_, _ = c.answer(wt.w, wt.r, e, now, false)
+			_, _ = c.answer(wt.w, wt.r, e, eld, now, false)
 		default:
 			m := new(dns.Msg)
 			m.Rcode = dns.RcodeServerFailure
@@ -453,19 +483,25 @@ func (c *Cache) staleTimer(f *flight) {
 	f.waiters = nil
 	c.fmu.Unlock()
 	now := c.now().UnixNano()
+	var ld *logData
+	if len(waiters) > 0 {
+		ld = logFor(f.stale)
+	}
 	for _, wt := range waiters {
 		c.stale.Add(1)
 		wt.r.Source = "stale"
-		_, _ = c.answer(wt.w, wt.r, f.stale, now, true)
+		_, _ = c.answer(wt.w, wt.r, f.stale, ld, now, true)
 	}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// answer writes entry e to w for r, patching ID, flags, question and TTLs.
-func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, now int64, stale bool) (int, error) {
+// answer writes entry e to w for r, patching ID, flags, question and
+// TTLs; ld is the entry's query-log data.
+func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, ld *logData, now int64, stale bool) (int, error) {
 	bp := bufPool.Get().(*[]byte)
-	b := append((*bp)[:0], e.wire...)
+	msg := e.msg()
+	b := append((*bp)[:0], msg...)
 	binary.BigEndian.PutUint16(b, r.ID)
 	var rd, cd byte
 	if r.RD {
@@ -476,16 +512,17 @@ func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, now int64, stale 
 	}
 	b[2] |= rd
 	b[3] = b[3]&^wire.FlagCD | cd
-	if r.qend <= len(r.Raw) && r.qend <= len(b) && r.qend > 12 {
-		copy(b[12:r.qend], r.Raw[12:r.qend]) // the question as asked (same length)
+	if r.qend <= len(r.Raw) && r.qend <= len(b) && r.qend > 12 && e.matches(r.key) {
+		copy(b[12:r.qend], r.Raw[12:r.qend]) // the question as asked (same bytes but for case)
 	}
 	var age uint32
 	if d := now - e.stored; d > 0 {
-		age = uint32(d / int64(time.Second))
+		age = uint32(min(d/int64(time.Second), 1<<32-1))
 	}
 	staleTTL := uint32(c.cfg.StaleAnswerTTL / time.Second)
-	for i, off := range e.ttlOffs {
-		ttl := e.ttls[i]
+	for i, n := 0, e.nTTL(); i < n; i++ {
+		off := e.ttlOff(i)
+		ttl := binary.BigEndian.Uint32(msg[off:])
 		switch {
 		case stale:
 			ttl = min(ttl, staleTTL)
@@ -509,9 +546,11 @@ func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, now int64, stale 
 		}
 		b = append(b, 0, 0, wire.TypeOPT, byte(size>>8), byte(size), 0, 0, flags, 0, 0, 0)
 	}
-	r.Answers, r.Resolved = e.answers, e.resolved
-	if r.name == "" {
-		r.name = e.name
+	if ld != nil {
+		r.Answers, r.Resolved = ld.answers, ld.resolved
+		if r.name == "" && ld.name != "" {
+			r.name = ld.name
+		}
 	}
 	rcode := int(b[3] & 0xF)
 	var err error
@@ -531,9 +570,9 @@ func (c *Cache) answer(w ResponseWriter, r *Request, e *entry, now int64, stale 
 	return rcode, err
 }
 
-// newEntry builds the cache entry for response m to q. The entry is
-// marked cacheable when its TTL rules allow.
-func (c *Cache) newEntry(key string, q Question, m *dns.Msg, now int64) (*entry, error) {
+// newEntry builds the cache entry for response m to q, asked under key.
+// cacheable says whether the TTL rules let it be cached.
+func (c *Cache) newEntry(key string, q Question, m *dns.Msg, now int64) (e *entry, cacheable bool, err error) {
 	m.Id = 0
 	m.Response, m.Opcode = true, dns.OpcodeQuery
 	m.Authoritative, m.Truncated, m.RecursionDesired, m.CheckingDisabled = false, false, false, false
@@ -565,25 +604,27 @@ func (c *Cache) newEntry(key string, q Question, m *dns.Msg, now int64) (*entry,
 		}
 	}
 	m.Compress = true
-	b, err := m.Pack()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	packed, err := m.PackBuffer((*bp)[:cap(*bp)])
 	if err != nil {
-		return nil, fmt.Errorf("dnsres: cache: pack: %w", err)
+		return nil, false, fmt.Errorf("dnsres: cache: pack: %w", err)
 	}
-	e := &entry{wire: b, stored: now, ttl: ttl, name: q.Name, cached: cacheable}
-	e.expires = now + int64(ttl)*int64(time.Second)
-	e.staleEnd = e.expires + int64(c.cfg.StaleTTL)
-	if err := wire.Records(b, func(rr wire.RR) {
-		e.ttlOffs = append(e.ttlOffs, uint16(rr.TTLOff))
-		e.ttls = append(e.ttls, binary.BigEndian.Uint32(b[rr.TTLOff:]))
-	}); err != nil {
-		return nil, err
+	if cap(packed) <= 64<<10 {
+		*bp = packed[:0]
 	}
-	e.answers, e.resolved = answerData(m.Answer)
-	e.size = int64(len(b)+len(key)+len(q.Name)+6*len(e.ttlOffs)+entryOverhead) + int64(24*len(e.resolved))
-	for _, a := range e.answers {
-		e.size += int64(len(a)) + 16
+	var flag byte
+	if len(key) > 0 {
+		flag = key[len(key)-1]
 	}
-	return e, nil
+	b, err := buildEntry(packed, ttl, flag)
+	if err != nil {
+		return nil, false, err
+	}
+	e = &entry{b: b, stored: now}
+	// Cached only under its own question (a name whose presentation form
+	// does not pack back to the same bytes is answered, not cached).
+	return e, cacheable && e.matches([]byte(key)), nil
 }
 
 // entryTTL returns the TTL to cache m for and whether to cache it.
@@ -610,30 +651,31 @@ func (c *Cache) entryTTL(m *dns.Msg) (uint32, bool) {
 
 // insert publishes e under key, evicting to stay within the budget.
 func (c *Cache) insert(key string, e *entry) {
-	sh := c.shard([]byte(key))
+	h := maphash.String(c.seed, key)
+	sh := c.shard(h)
 	sh.mu.Lock()
-	if old, ok := sh.m[key]; ok {
-		sh.bytes -= old.size
+	if old, ok := sh.m[h]; ok {
+		sh.bytes.Add(-old.size())
 	}
-	sh.m[key] = e
-	sh.bytes += e.size
-	if sh.bytes > c.budget {
+	sh.m[h] = e
+	bytes := sh.bytes.Add(e.size())
+	if bytes > c.budget {
 		now := e.stored
 		// Random eviction (map order), expired-past-stale entries first
 		// within a small sample.
 		var n uint64
-		for pass := 0; pass < 2 && sh.bytes > c.budget; pass++ {
+		for pass := 0; pass < 2 && bytes > c.budget; pass++ {
 			seen := 0
 			for k, v := range sh.m {
-				if sh.bytes <= c.budget || (pass == 0 && seen >= 32) {
+				if bytes <= c.budget || (pass == 0 && seen >= 32) {
 					break
 				}
 				seen++
-				if v == e || (pass == 0 && now < v.staleEnd) {
+				if v == e || (pass == 0 && now < c.staleEnd(v)) {
 					continue
 				}
 				delete(sh.m, k)
-				sh.bytes -= v.size
+				bytes = sh.bytes.Add(-v.size())
 				n++
 			}
 		}
@@ -648,7 +690,7 @@ func (c *Cache) Flush() {
 		sh := &c.shards[i]
 		sh.mu.Lock()
 		clear(sh.m)
-		sh.bytes = 0
+		sh.bytes.Store(0)
 		sh.mu.Unlock()
 	}
 }

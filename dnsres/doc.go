@@ -12,8 +12,9 @@
 // (authoritative tenant zones), [Detector] (DGA-like names, tunnelling,
 // NXDOMAIN storms; also the server's [Observer]) and your own — ending in
 // a [Cache], which sends misses to a [Resolver]: a [Forwarder] or a
-// [Recursor] (QNAME minimisation, delegation cache), both over a pool of
-// random-port UDP sockets. [RRL] rate-limits UDP answers.
+// [Recursor] (QNAME minimisation, delegation cache, CNAME/DNAME chains,
+// glueless IPv4/IPv6 name servers), both over a pool of random-port UDP
+// sockets and both with a per-zone (per-domain) fetch limit. [RRL] rate-limits UDP answers.
 //
 //	fw, _ := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{"192.0.2.53:53"}})
 //	cache, _ := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw})

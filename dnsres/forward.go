@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/publicsuffix"
 
+	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/dnsres/internal/wire"
 )
 
@@ -42,6 +44,17 @@ type ForwarderConfig struct {
 	// means DefaultForwardSockets; negative opens a fresh socket per
 	// query instead (slower: a socket, connect and close each time).
 	Sockets int
+	// FetchesPerDomain caps the questions outstanding at once for names
+	// of one registered domain (the public suffix plus one label, e.g.
+	// city.example.jp.; the forwarder does not know the zone cuts): one
+	// more fails at once with ErrZoneFetchLimit, so a random-subdomain
+	// flood against one domain whose servers stop answering cannot tie up
+	// the resolver. Zero means DefaultFetchesPerZone (200); negative
+	// means no limit.
+	FetchesPerDomain int
+	// Sink, when not nil, receives one alert per domain and minute when
+	// a domain reaches FetchesPerDomain (as RecursorConfig.Sink).
+	Sink detect.Sink
 }
 
 // DefaultForwardSockets is the default of ForwarderConfig.Sockets.
@@ -58,7 +71,8 @@ type Forwarder struct {
 	timeout  time.Duration
 	attempts int
 	next     atomic.Uint32
-	pool     *upool // nil: a fresh socket per query
+	pool     *upool                // nil: a fresh socket per query
+	limit    *fetchLimiter[string] // per registered domain; nil: no limit
 }
 
 var _ Resolver = (*Forwarder)(nil)
@@ -84,6 +98,13 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	if f.attempts == 0 {
 		f.attempts = DefaultForwardAttempts
+	}
+	if cfg.FetchesPerDomain >= 0 {
+		n := cfg.FetchesPerDomain
+		if n == 0 {
+			n = DefaultFetchesPerZone
+		}
+		f.limit = newFetchLimiter[string](n, cfg.Sink, time.Now)
 	}
 	if cfg.Sockets >= 0 {
 		n := cfg.Sockets
@@ -151,6 +172,13 @@ func (f *Forwarder) Resolve(ctx context.Context, q Question) (*dns.Msg, error) {
 // ResolveWire is Resolve returning the validated reply as it was received
 // (the caller owns the bytes).
 func (f *Forwarder) ResolveWire(ctx context.Context, q Question) ([]byte, error) {
+	if f.limit != nil {
+		domain := registeredDomain(q.Name)
+		if !f.limit.acquire(domain) {
+			return nil, fmt.Errorf("%w: %s", ErrZoneFetchLimit, domain)
+		}
+		defer f.limit.release(domain)
+	}
 	start := int(f.next.Add(1))
 	var last []byte
 	var errs []error
@@ -178,6 +206,47 @@ func (f *Forwarder) ResolveWire(ctx context.Context, q Question) ([]byte, error)
 		errs = append(errs, ctx.Err())
 	}
 	return nil, fmt.Errorf("dnsres: forward %s %s: %w", q.Name, typeString(q.Type), errors.Join(errs...))
+}
+
+// ForwarderStats are a Forwarder's counters.
+type ForwarderStats struct {
+	// FetchLimited is the number of questions failed at once because
+	// their domain was at ForwarderConfig.FetchesPerDomain.
+	FetchLimited uint64
+	// DomainsAtLimit are the registered domains at the limit now.
+	DomainsAtLimit []string
+}
+
+// Stats returns the forwarder's counters. Safe for concurrent use.
+func (f *Forwarder) Stats() ForwarderStats {
+	var st ForwarderStats
+	if f.limit != nil {
+		st.FetchLimited = f.limit.limited.Load()
+		st.DomainsAtLimit = f.limit.atLimit()
+	}
+	return st
+}
+
+// Outstanding returns the questions outstanding for names of the
+// registered domain of name.
+func (f *Forwarder) Outstanding(name string) int {
+	return f.limit.outstanding(registeredDomain(name))
+}
+
+// registeredDomain returns the public suffix of name plus one label,
+// lower-case and fully qualified ("a.b.example.co.jp." →
+// "example.co.jp."; under an unlisted TLD such as test., the last two
+// labels), or name itself when it is a public suffix.
+func registeredDomain(name string) string {
+	n := lowerFQDN(name)
+	if n == "." {
+		return n
+	}
+	d, err := publicsuffix.EffectiveTLDPlusOne(n[:len(n)-1])
+	if err != nil {
+		return n
+	}
+	return d + "."
 }
 
 // Errors of Exchange.

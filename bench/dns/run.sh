@@ -8,11 +8,20 @@
 #   SINK=count bash bench/dns/run.sh    # our query log into a counting sink
 #   MEM_N=1000000 bash bench/dns/run.sh # memory measured with 1 M cached names (default 200,000; 0 skips)
 #   DNSRESD_FLAGS="-sockets -1 -detect=false" bash bench/dns/run.sh  # flags of bench/dns/dnsresd
+#   ONLY=mem bash bench/dns/run.sh      # only the memory figure (ONLY=cached, miss or mem)
+#
+# Memory is the growth of each server's resident set (VmRSS) divided by
+# the number of entries, after MEM_N unique names are asked once
+# ("inserted") and after they are all asked a second time ("hit": Unbound
+# changes nothing, dnsres attaches the query-log data to each entry).
+# dnsresd runs with Go's defaults (GOGC=100, no GOMEMLIMIT) unless
+# GOGC / GOMEMLIMIT are set in the environment (they are printed).
 #
 # Loopback only. Needs root for apt-get (skipped when the tools are there).
 set -euo pipefail
 
 RUNS=${RUNS:-3}
+ONLY=${ONLY:-all}
 SECS=${SECS:-20}
 SINK=${SINK:-store}
 NSD_PORT=15353
@@ -163,8 +172,10 @@ p99() { # port file → p99 latency in ms from a 5 s verbose run
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A RES
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); dnsresd GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-none}"
 # cached: both servers up and warmed by one pass; runs alternate between
 # them so that both see the same load from the rest of the machine.
+if [ "$ONLY" = all ] || [ "$ONLY" = cached ]; then
 for srv in unbound ours; do
 	start $srv
 	perf "$(port $srv)" "$W/cached.txt" -n 1 >/dev/null
@@ -183,7 +194,9 @@ for srv in unbound ours; do
 	echo "$srv cached p99 (5 s verbose run): ${RES[$srv-cached-p99]} ms"
 	stop $srv
 done
+fi
 # miss: a fresh server per run; unique names, each sent once.
+if [ "$ONLY" = all ] || [ "$ONLY" = miss ]; then
 for r in $(seq "$RUNS"); do
 	for srv in unbound ours; do
 		start $srv
@@ -193,11 +206,13 @@ for r in $(seq "$RUNS"); do
 		stop $srv
 	done
 done
+fi
 
 # memory: a fresh server, MEM_N unique names cached, resident memory
 # before and after (our query log into a counting sink: the cache alone).
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
-if [ "$MEM_N" -gt 0 ]; then
+if [ "$MEM_N" -gt 0 ] && { [ "$ONLY" = all ] || [ "$ONLY" = mem ]; }; then
+	perb() { awk -v a="$1" -v b="$2" -v n="$MEM_N" 'BEGIN { printf "%.0f bytes/entry, %.0f MiB per 1 M entries (RSS %d → %d KiB)", (a - b) * 1024 / n, (a - b) * 1024 / n * 1e6 / 1048576, b, a }'; }
 	for srv in unbound ours; do
 		SINK_SAVED=$SINK
 		SINK=count
@@ -206,8 +221,13 @@ if [ "$MEM_N" -gt 0 ]; then
 		perf "$(port $srv)" "$W/mem.txt" -n 1 >/dev/null
 		sleep 1
 		after=$(rss "${PID[$srv]}")
-		RES[$srv-mem]=$(awk -v a="$after" -v b="$before" -v n="$MEM_N" 'BEGIN { printf "%.0f bytes/entry, %.0f MiB per 1 M entries (RSS %d → %d KiB)", (a - b) * 1024 / n, (a - b) * 1024 / n * 1e6 / 1048576, b, a }')
-		echo "$srv memory, $MEM_N entries: ${RES[$srv-mem]}"
+		RES[$srv-mem]=$(perb "$after" "$before")
+		echo "$srv memory, $MEM_N entries inserted: ${RES[$srv-mem]}"
+		perf "$(port $srv)" "$W/mem.txt" -n 1 >"$W/perf-hit.txt"
+		sleep 1
+		hit=$(rss "${PID[$srv]}")
+		RES[$srv-mem-hit]=$(perb "$hit" "$before")
+		echo "$srv memory, $MEM_N entries after a hit each: ${RES[$srv-mem-hit]}"
 		stop $srv
 		SINK=$SINK_SAVED
 	done
@@ -216,6 +236,7 @@ fi
 echo
 echo "== medians of $RUNS runs, ${SECS}s each (dnsperf -c 32 -q 100 -t 2; our query log: $SINK) =="
 for w in cached miss; do
+	[ -n "${RES[unbound-$w]:-}" ] || continue
 	u=$(printf '%s' "${RES[unbound-$w]}" | median)
 	o=$(printf '%s' "${RES[ours-$w]}" | median)
 	ratio=$(awk -v o="$o" -v u="$u" 'BEGIN { printf "%.2f", o / u }')
@@ -223,8 +244,9 @@ for w in cached miss; do
 	if [ $w = cached ]; then line+=" (p99 unbound ${RES[unbound-cached-p99]} ms, dnsres ${RES[ours-cached-p99]} ms)"; fi
 	echo "$line"
 done
-if [ "$MEM_N" -gt 0 ]; then
-	echo "memory: unbound ${RES[unbound-mem]}; dnsres ${RES[ours-mem]}"
+if [ -n "${RES[ours-mem]:-}" ]; then
+	echo "memory, inserted: unbound ${RES[unbound-mem]}; dnsres ${RES[ours-mem]}"
+	echo "memory, after a hit each: unbound ${RES[unbound-mem-hit]}; dnsres ${RES[ours-mem-hit]}"
 fi
-grep -m1 '^respdiff:' "$W/respdiff.out" || true
+grep -m1 '^respdiff:' "$W/respdiff.out" 2>/dev/null || true
 grep -h "dnsresd:" "$W/ours.log" | tail -2 || true

@@ -48,14 +48,24 @@ func NewAuthority(tb testing.TB, addr string, zones map[string]string) *Authorit
 		}
 		zs = append(zs, z)
 	}
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		tb.Fatalf("dnsrestest: %v", err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ; try++ {
+		var err error
+		pc, err = net.ListenPacket("udp", addr)
+		if err != nil {
+			tb.Fatalf("dnsrestest: %v", err)
+		}
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			break
+		}
 		pc.Close()
-		tb.Fatalf("dnsrestest: %v", err)
+		// A free UDP port whose TCP twin is taken: pick another one
+		// when the caller let the system choose.
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || try >= 20 {
+			tb.Fatalf("dnsrestest: %v", err)
+		}
 	}
 	a := &Authority{Addr: pc.LocalAddr().(*net.UDPAddr).AddrPort(), zones: dnsres.NewZones(zs...)}
 	h := dns.HandlerFunc(a.serve)

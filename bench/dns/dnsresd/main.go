@@ -1,6 +1,7 @@
 // Command dnsresd runs the dnsres resolver for the side-by-side benchmark
 // of bench/dns/run.sh: it forwards every question to one upstream (the NSD
-// fixture), caches, applies a threat-intelligence list, and logs every
+// fixture) or, with -root, resolves iteratively from root hints
+// (bench/dns/miss.sh), caches, applies a threat-intelligence list, and logs every
 // query as an ECS event through detect.Async into the embedded event store
 // (-sink store, as deployed) or into a counting sink (-sink count).
 //
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,6 +38,7 @@ func main() {
 	detectOn := flag.Bool("detect", true, "run the Detector (DGA, tunnel, NXDOMAIN storm) as the appliance does")
 	rrlOn := flag.Bool("rrl", false, "response rate limiting with the appliance's defaults (dnsperf's one /24 would be limited)")
 	sockets := flag.Int("sockets", 0, "forwarder's upstream socket pool (0: default, -1: a fresh socket per query)")
+	root := flag.String("root", "", "recurse from these root hints (comma-separated ip or ip:port, loopback only) instead of forwarding to -upstream (bench/dns/miss.sh)")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -47,7 +50,7 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
-	if err := run(*listen, *upstream, *sinkKind, *dir, opts{detect: *detectOn, rrl: *rrlOn, sockets: *sockets}); err != nil {
+	if err := run(*listen, *upstream, *sinkKind, *dir, opts{detect: *detectOn, rrl: *rrlOn, sockets: *sockets, root: *root}); err != nil {
 		log.Print(err)
 		os.Exit(1)
 	}
@@ -60,6 +63,7 @@ func (c *counter) Emit(detect.Event) { c.n.Add(1) }
 type opts struct {
 	detect, rrl bool
 	sockets     int
+	root        string // root hints: recursion instead of forwarding
 }
 
 func run(listen, upstream, sinkKind, dir string, o opts) error {
@@ -100,12 +104,25 @@ func run(listen, upstream, sinkKind, dir string, o opts) error {
 	default:
 		return fmt.Errorf("-sink %q: want store or count", sinkKind)
 	}
-	fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{upstream}, Sockets: o.sockets})
-	if err != nil {
-		return err
+	var res dnsres.Resolver
+	if o.root != "" {
+		rec, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: strings.Split(o.root, ","), Sockets: o.sockets,
+			AllowedNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+		if err != nil {
+			return err
+		}
+		defer rec.Close()
+		defer func() { log.Printf("dnsresd: recursor %+v", rec.Stats()) }()
+		res, upstream = rec, "root hints "+o.root
+	} else {
+		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: []string{upstream}, Sockets: o.sockets})
+		if err != nil {
+			return err
+		}
+		defer fw.Close()
+		res = fw
 	}
-	defer fw.Close()
-	cache, err := dnsres.NewCache(dnsres.CacheConfig{Resolver: fw, MaxBytes: 512 << 20})
+	cache, err := dnsres.NewCache(dnsres.CacheConfig{Resolver: res, MaxBytes: 512 << 20})
 	if err != nil {
 		return err
 	}
