@@ -131,6 +131,14 @@ func (s *RedisStore) Take(ctx context.Context, key string, lim Limit, n int) (Re
 	return a.result(v)
 }
 
+// Forget implements Forgetter: it deletes key's bucket (one DEL).
+func (s *RedisStore) Forget(ctx context.Context, key string) error {
+	if err := s.c.Del(ctx, s.prefix+key).Err(); err != nil {
+		return fmt.Errorf("ratelimit: redis: %w", err)
+	}
+	return nil
+}
+
 // TakeMany makes several decisions in one pipelined round trip, for
 // example the per-client and per-tenant limits of one request. Each
 // decision is atomic on its own; they are not atomic together. It returns

@@ -402,3 +402,29 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(discardRedisLog{})
 	os.Exit(m.Run())
 }
+
+// Forget gives a key its full burst back, on every node sharing the store.
+func TestSharedForget(t *testing.T) {
+	r := startRedis(t)
+	redisStore, err := NewRedisStore(RedisStoreConfig{Client: r.client(t), Prefix: "forget:"})
+	require.NoError(t, err)
+	mem, err := NewMemoryStore(MemoryStoreConfig{})
+	require.NoError(t, err)
+	for name, st := range map[string]Store{"redis": redisStore, "memory": mem} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			node1, err := NewShared(SharedConfig{Store: st, Limit: Limit{Rate: 0.001, Burst: 3}, Timeout: time.Second})
+			require.NoError(t, err)
+			node2, err := NewShared(SharedConfig{Store: st, Limit: Limit{Rate: 0.001, Burst: 3}, Timeout: time.Second})
+			require.NoError(t, err)
+			for range 3 {
+				require.True(t, node1.Allow(ctx, "user").Allowed)
+			}
+			assert.False(t, node2.Allow(ctx, "user").Allowed, "empty on the other node too")
+			assert.Zero(t, node2.AllowN(ctx, "user", 0).Remaining)
+			require.NoError(t, node2.Forget(ctx, "user"))
+			assert.Equal(t, 3, node1.AllowN(ctx, "user", 0).Remaining, "full again on the first node")
+			assert.True(t, node1.Allow(ctx, "user").Allowed)
+		})
+	}
+}

@@ -148,6 +148,24 @@ func (s *Shared) AllowN(ctx context.Context, key string, n int) Result {
 	return s.decideLocally(key, n)
 }
 
+// Forget drops key's bucket, locally and in the store when the store is a
+// Forgetter, so that key starts again with a full burst (an account whose
+// login finally succeeded). An error means the store's copy may remain;
+// the local copy is always dropped.
+func (s *Shared) Forget(ctx context.Context, key string) error {
+	s.local.Forget(key)
+	f, ok := s.store.(Forgetter)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := f.Forget(ctx, key); err != nil {
+		return fmt.Errorf("ratelimit: store: %w", err)
+	}
+	return nil
+}
+
 // Degraded reports whether decisions are currently made locally because
 // the store is unreachable.
 func (s *Shared) Degraded() bool { return s.degraded.Load() }

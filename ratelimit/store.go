@@ -36,9 +36,17 @@ type Store interface {
 	Take(ctx context.Context, key string, lim Limit, n int) (Result, error)
 }
 
+// Forgetter is implemented by stores that can drop a key's bucket, so
+// that its next request starts with a full burst (Shared.Forget).
+type Forgetter interface {
+	Forget(ctx context.Context, key string) error
+}
+
 var (
-	_ Store = (*MemoryStore)(nil)
-	_ Store = (*RedisStore)(nil)
+	_ Store     = (*MemoryStore)(nil)
+	_ Store     = (*RedisStore)(nil)
+	_ Forgetter = (*MemoryStore)(nil)
+	_ Forgetter = (*RedisStore)(nil)
 )
 
 // checkTake validates a Store request and returns its GCRA parameters.
@@ -92,6 +100,12 @@ func (m *MemoryStore) Take(_ context.Context, key string, lim Limit, n int) (Res
 	cost := g.cost(n)
 	tat, ok := m.t.take(key, &g, now, cost)
 	return result(&g, tat, now, cost, ok), nil
+}
+
+// Forget implements Forgetter: key starts again with a full bucket.
+func (m *MemoryStore) Forget(_ context.Context, key string) error {
+	m.t.remove(key)
+	return nil
 }
 
 func result(g *gcra, tat, now, cost int64, ok bool) Result {
