@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/jichitai/seccloud/mailrelay/internal/archive"
 	"github.com/jichitai/seccloud/mailrelay/internal/mailparse"
 )
 
@@ -72,6 +73,37 @@ func riskyFile(name, mediaType string, body []byte, depth int) string {
 			return fmt.Sprintf("encrypted Office attachment %q", shown)
 		}
 	}
+	if f := archive.Detect(body); f != "" {
+		info, err := archive.Inspect(body)
+		if err != nil {
+			return ""
+		}
+		if info.HeadersEncrypted {
+			return fmt.Sprintf("encrypted archive %q (%s, file list encrypted)", shown, f)
+		}
+		if info.Encrypted {
+			return fmt.Sprintf("encrypted archive %q (%s)", shown, f)
+		}
+		for _, n := range info.Names {
+			inner := extOf(n)
+			if riskyExt[inner] || macroExt[inner] {
+				return fmt.Sprintf("archive %q contains %q", shown, n)
+			}
+		}
+		return ""
+	}
+	if archive.IsPDF(body) {
+		p := archive.InspectPDF(body)
+		switch {
+		case p.JavaScript:
+			return fmt.Sprintf("PDF attachment with JavaScript %q", shown)
+		case p.Launch:
+			return fmt.Sprintf("PDF attachment with a launch action %q", shown)
+		case p.AutoAction != "":
+			return fmt.Sprintf("PDF attachment with an automatic action (%s) %q", p.AutoAction, shown)
+		}
+		return ""
+	}
 	if bytes.HasPrefix(body, []byte("PK\x03\x04")) && depth < 2 {
 		zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
 		if err != nil {
@@ -91,7 +123,7 @@ func riskyFile(name, mediaType string, body []byte, depth int) string {
 			if riskyExt[inner] || macroExt[inner] {
 				return fmt.Sprintf("archive %q contains %q", shown, f.Name)
 			}
-			if inner == "zip" && f.UncompressedSize64 < 8<<20 {
+			if (inner == "zip" || inner == "rar" || inner == "7z" || inner == "pdf") && f.UncompressedSize64 < 8<<20 {
 				rc, err := f.Open()
 				if err != nil {
 					continue

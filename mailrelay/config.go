@@ -48,8 +48,8 @@ type Config struct {
 	// ReportOnly makes every filter and authentication verdict that would
 	// stop a message a "report" verdict: the message passes and the event
 	// says what would have happened. A tenant's Policy.ReportOnly does the
-	// same for its own mail (the sender's tenant outbound, the first
-	// recipient's inbound). Relay rules (no open relay) are never
+	// same for its own mail (the sender's tenant outbound, each
+	// recipient tenant's share inbound). Relay rules (no open relay) are never
 	// report-only.
 	ReportOnly bool
 	// Sink receives one event per message and per delivery attempt; nil

@@ -94,6 +94,51 @@ type Policy struct {
 	Lists Lists `json:"lists" yaml:"lists"`
 }
 
+// SpamScorer is an alternative spam scorer, used instead of the built-in
+// one (ContentConfig.Scorer); package mailrelay/rspamd implements it with
+// rspamd. It sees one tenant's share of a message (m.Tenant, m.To) and
+// must be safe for concurrent use. An error means no answer (the scanner
+// is down or timed out): ContentConfig.ScorerDown says what happens.
+type SpamScorer interface {
+	ScoreMessage(ctx context.Context, m *Message) (SpamScore, error)
+}
+
+// SpamScore is a SpamScorer's answer.
+type SpamScore struct {
+	// Score is in the same points as the built-in scorer's, compared
+	// with the tenant's Levels unless Action is set.
+	Score float64
+	// Rules names what matched (for X-Spam-Status and events).
+	Rules []string
+	// Action, when set, is the scorer's own decision (PolicyAllow,
+	// PolicyTag, PolicyQuarantine, PolicyReject) and replaces the
+	// comparison of Score with the tenant's Levels.
+	Action PolicyAction
+	// Defer, when not empty, defers the message (451) with this reason
+	// (rspamd's "soft reject").
+	Defer string
+	// Scorer names the scorer in events (label spam_scorer), e.g.
+	// "rspamd".
+	Scorer string
+}
+
+// ScorerFallback says what happens to inbound mail when
+// ContentConfig.Scorer gives no answer.
+type ScorerFallback string
+
+// The fallbacks.
+const (
+	// FallbackTempFail defers the message (451 4.7.1): the sender retries
+	// and no mail passes unscored. The default ("").
+	FallbackTempFail ScorerFallback = ""
+	// FallbackAllow delivers the message unscored (label
+	// spam_score=unavailable).
+	FallbackAllow ScorerFallback = "allow"
+	// FallbackBuiltin scores the message with ContentConfig.Spam (which
+	// must then be set).
+	FallbackBuiltin ScorerFallback = "builtin"
+)
+
 // ContentConfig configures the built-in content checks: anti-virus,
 // block/allow lists, attachment policy, spam scoring, advertising
 // detection and sanitisation. The zero value checks nothing.
@@ -101,6 +146,15 @@ type ContentConfig struct {
 	// Spam scores inbound mail; nil = no spam scoring and no advertising
 	// detection.
 	Spam *spam.Scorer
+	// Scorer, when set, scores inbound mail instead of Spam (rspamd, see
+	// package mailrelay/rspamd), each tenant's share of a message with
+	// that tenant's settings; its score is compared with the tenant's
+	// Levels like the built-in one. Advertising detection still uses the
+	// built-in analysis. Nil = Spam.
+	Scorer SpamScorer
+	// ScorerDown is what happens when Scorer fails or times out; the
+	// zero value FallbackTempFail defers the message (451).
+	ScorerDown ScorerFallback
 	// AV scans every message (all directions); nil = no virus scan. A
 	// scanner error defers the message (451), never passes it.
 	AV Scanner
@@ -111,7 +165,7 @@ type ContentConfig struct {
 }
 
 func (c *ContentConfig) enabled() bool {
-	return c.Spam != nil || c.AV != nil || len(c.Tenants) > 0 || !c.Default.isZero()
+	return c.Spam != nil || c.Scorer != nil || c.AV != nil || len(c.Tenants) > 0 || !c.Default.isZero()
 }
 
 func (p Policy) isZero() bool {
@@ -265,16 +319,38 @@ func policyVerdict(a PolicyAction) detect.Action {
 	return detect.ActionAllow
 }
 
-// inspect runs the content checks on m.
-func (c *ContentConfig) inspect(ctx context.Context, m *Message) (contentResult, error) {
+// shared holds the work on a message that does not depend on the
+// tenant, done once for all the tenants' shares of a split message: the
+// MIME parse, the virus scan and the built-in spam score.
+type shared struct {
+	pm     *mailparse.Message
+	avDone bool
+	av     clamd.Result
+	avErr  error
+	spam   *spam.Report
+}
+
+// inspect runs the content checks on m; sh (nil = none) carries work
+// already done on the same message for another tenant.
+func (c *ContentConfig) inspect(ctx context.Context, m *Message, sh *shared) (contentResult, error) {
 	var res contentResult
+	if sh == nil {
+		sh = &shared{}
+	}
 	p := c.effective(m.Tenant)
-	pm := mailparse.Parse(m.Data, mailparse.Limits{})
+	if sh.pm == nil {
+		sh.pm = mailparse.Parse(m.Data, mailparse.Limits{})
+	}
+	pm := sh.pm
 	_, hfrom := splitAddr(m.HeaderFrom)
 
 	// 1. Viruses: always, whatever the lists say.
 	if c.AV != nil {
-		r, err := c.AV.ScanBytes(ctx, m.Data)
+		if !sh.avDone {
+			sh.av, sh.avErr = c.AV.ScanBytes(ctx, m.Data)
+			sh.avDone = true
+		}
+		r, err := sh.av, sh.avErr
 		if err != nil {
 			return res, fmt.Errorf("virus scan: %w", err)
 		}
@@ -323,27 +399,82 @@ func (c *ContentConfig) inspect(ctx context.Context, m *Message) (contentResult,
 	}
 	var extra []string
 	// 4. Spam and advertising (inbound only).
-	if c.Spam != nil && m.Direction == Inbound && !allowed {
-		rep := c.Spam.ScoreParsed(ctx, spam.Input{Raw: m.Data, Client: m.Client.Addr(), EnvelopeFrom: m.From,
-			SPF: m.Auth.SPF, DKIM: m.Auth.DKIM, DMARC: m.Auth.DMARC}, pm)
-		res.report = &rep
-		reason := fmt.Sprintf("spam score %.1f (%s)", rep.Score, strings.Join(rep.Rules(), ","))
-		v := detect.Verdict{Rule: "mail-spam", RuleName: "spam score", Reason: reason, Score: int(rep.Score + 0.5)}
+	if (c.Spam != nil || c.Scorer != nil) && m.Direction == Inbound && !allowed {
+		var sc SpamScore
+		var bulk spam.Bulk
+		useBuiltin := c.Scorer == nil
+		if c.Scorer != nil {
+			var err error
+			sc, err = c.Scorer.ScoreMessage(ctx, m)
+			switch {
+			case err == nil:
+				bulk = spam.BulkParsed(pm)
+			case c.ScorerDown == FallbackAllow:
+				res.labels = append(res.labels, detect.Label{Key: "spam_score", Value: "unavailable"},
+					detect.Label{Key: "spam_scorer_error", Value: err.Error()})
+				bulk = spam.BulkParsed(pm)
+				sc = SpamScore{Scorer: "none", Action: PolicyAllow}
+			case c.ScorerDown == FallbackBuiltin && c.Spam != nil:
+				res.labels = append(res.labels, detect.Label{Key: "spam_scorer_error", Value: err.Error()})
+				useBuiltin = true
+			default:
+				return res, fmt.Errorf("spam scorer: %w", err)
+			}
+		}
+		if useBuiltin {
+			if sh.spam == nil {
+				r := c.Spam.ScoreParsed(ctx, spam.Input{Raw: m.Data, Client: m.Client.Addr(), EnvelopeFrom: m.From,
+					SPF: m.Auth.SPF, DKIM: m.Auth.DKIM, DMARC: m.Auth.DMARC}, pm)
+				sh.spam = &r
+			}
+			rep := *sh.spam
+			res.report = &rep
+			sc = SpamScore{Score: rep.Score, Rules: rep.Rules(), Scorer: "builtin"}
+			bulk = rep.Bulk
+		} else {
+			res.report = &spam.Report{Score: sc.Score}
+			for _, r := range sc.Rules {
+				res.report.Hits = append(res.report.Hits, spam.Hit{Rule: r})
+			}
+		}
+		if sc.Defer != "" {
+			res.verdict = detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-spam", RuleName: "spam scorer", Reason: sc.Scorer + ": " + sc.Defer}
+			return res, nil
+		}
+		rules := strings.Join(sc.Rules, ",")
+		reason := fmt.Sprintf("spam score %.1f (%s)", sc.Score, rules)
+		v := detect.Verdict{Rule: "mail-spam", RuleName: "spam score", Reason: reason, Score: int(sc.Score + 0.5)}
 		status := "No"
-		switch {
-		case p.Spam.Reject > 0 && rep.Score >= p.Spam.Reject:
+		act := sc.Action
+		if act == PolicyDefault {
+			switch {
+			case p.Spam.Reject > 0 && sc.Score >= p.Spam.Reject:
+				act = PolicyReject
+			case p.Spam.Quarantine > 0 && sc.Score >= p.Spam.Quarantine:
+				act = PolicyQuarantine
+			case p.Spam.Tag > 0 && sc.Score >= p.Spam.Tag:
+				act = PolicyTag
+			}
+		}
+		switch act {
+		case PolicyReject:
 			v.Action = detect.ActionBlock
-		case p.Spam.Quarantine > 0 && rep.Score >= p.Spam.Quarantine:
+		case PolicyQuarantine:
 			v.Action = detect.ActionQuarantine
-		case p.Spam.Tag > 0 && rep.Score >= p.Spam.Tag:
+		case PolicyTag:
 			v.Action = detect.ActionAllow
 			data = tagSubject(data, p.SpamTag)
 			status = "Yes"
 		}
-		extra = append(extra, fmt.Sprintf("X-Spam-Status: %s, score=%.1f tagged_above=%.1f required=%.1f tests=%s", status, rep.Score,
-			p.Spam.Tag, p.Spam.Quarantine, strings.Join(rep.Rules(), ",")))
-		res.labels = append(res.labels, detect.Label{Key: "spam_score", Value: fmt.Sprintf("%.1f", rep.Score)},
-			detect.Label{Key: "spam_rules", Value: strings.Join(rep.Rules(), ",")})
+		if sc.Scorer != "none" {
+			extra = append(extra, fmt.Sprintf("X-Spam-Status: %s, score=%.1f tagged_above=%.1f required=%.1f tests=%s", status, sc.Score,
+				p.Spam.Tag, p.Spam.Quarantine, rules))
+			res.labels = append(res.labels, detect.Label{Key: "spam_score", Value: fmt.Sprintf("%.1f", sc.Score)},
+				detect.Label{Key: "spam_rules", Value: rules})
+		}
+		if sc.Scorer != "builtin" {
+			res.labels = append(res.labels, detect.Label{Key: "spam_scorer", Value: sc.Scorer})
+		}
 		if v.Action.Stopped() {
 			res.verdict = v
 			return res, nil
@@ -351,10 +482,10 @@ func (c *ContentConfig) inspect(ctx context.Context, m *Message) (contentResult,
 		if v.Action != detect.ActionNone {
 			res.verdict = v
 		}
-		if rep.Bulk.Ad {
-			res.labels = append(res.labels, detect.Label{Key: "ad", Value: strings.Join(rep.Bulk.Marks, ",")})
-			extra = append(extra, "X-Seccloud-Ad: "+strings.Join(rep.Bulk.Marks, ","))
-			av := detect.Verdict{Rule: "mail-ad", RuleName: "advertising mail", Reason: "advertising/bulk: " + strings.Join(rep.Bulk.Marks, ",")}
+		if bulk.Ad {
+			res.labels = append(res.labels, detect.Label{Key: "ad", Value: strings.Join(bulk.Marks, ",")})
+			extra = append(extra, "X-Seccloud-Ad: "+strings.Join(bulk.Marks, ","))
+			av := detect.Verdict{Rule: "mail-ad", RuleName: "advertising mail", Reason: "advertising/bulk: " + strings.Join(bulk.Marks, ",")}
 			switch p.Ads {
 			case PolicyTag:
 				data = tagSubject(data, p.AdTag)

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +260,26 @@ func TestAttachmentTypes(t *testing.T) {
 		{"js", "run.js", []byte("x"), true},
 		{"lnk", "doc.lnk", []byte("x"), true},
 		{"MZ renamed", "photo.jpg", append([]byte("MZ"), make([]byte, 100)...), true},
+		{"pdf plain", "b.pdf", []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /OpenAction [2 0 R /Fit] >>\nendobj\n%%EOF\n"), false},
+		{"pdf JavaScript", "c.pdf", []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert\\(1\\)) >> >>\nendobj\n%%EOF\n"), true},
+		{"pdf Launch renamed", "d.txt", []byte("%PDF-1.4\n1 0 obj\n<< /OpenAction 2 0 R >>\nendobj\n2 0 obj\n<< /S /Launch /F (cmd.exe) >>\nendobj\n"), true},
+		{"rar5 headers encrypted", "e.rar", []byte("Rar!\x1a\x07\x01\x00\x00\x00\x00\x00\x03\x04\x00\x00"), true},
+		{"exe in rar4", "f.rar", rar4Exe(), true},
+		{"zip with a harmless pdf", "g.zip", zipWith("h.pdf", false), false},
+	}
+	if b, ok := sevenZipFile(t, "-pSecret"); ok {
+		cases = append(cases, struct {
+			name, file string
+			body       []byte
+			bad        bool
+		}{"encrypted 7z", "i.7z", b, true})
+	}
+	if b, ok := sevenZipFile(t); ok {
+		cases = append(cases, struct {
+			name, file string
+			body       []byte
+			bad        bool
+		}{"exe in 7z", "j.7z", b, true})
 	}
 	f := contentFixture(t, func(c *mailrelay.Config) { c.Content.Default.Attachments = mailrelay.PolicyReject })
 	cl := dial(t, f.addr, "")
@@ -368,4 +391,39 @@ func TestForgedVerdictHeadersRemoved(t *testing.T) {
 	assert.NotContains(t, d, "X-Seccloud-Sanitized")
 	assert.NotContains(t, d, "folded")
 	assert.Equal(t, 1, strings.Count(d, "X-Spam-Status:"))
+}
+
+// rar4Exe is a RAR 4 archive holding a stored "setup.exe" (header CRCs
+// are not checked by the relay, so they are left zero).
+func rar4Exe() []byte {
+	b := []byte("Rar!\x1a\x07\x00")
+	b = append(b, 0, 0, 0x73, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0)
+	name := "setup.exe"
+	h := []byte{0, 0, 0x74, 0, 0x80, byte(32 + len(name)), 0}
+	h = append(h, 2, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 29, 0x30, byte(len(name)), 0, 0, 0, 0, 0)
+	h = append(h, name...)
+	b = append(b, h...)
+	b = append(b, 'M', 'Z')
+	return append(b, 0, 0, 0x7b, 0, 0x40, 7, 0)
+}
+
+// sevenZipFile builds a 7z archive holding setup.exe with Debian's 7-Zip,
+// or reports false when it is not installed.
+func sevenZipFile(t *testing.T, args ...string) ([]byte, bool) {
+	bin, err := exec.LookPath("7zz")
+	if err != nil {
+		if bin, err = exec.LookPath("7z"); err != nil {
+			t.Log("7-Zip not installed (Debian package 7zip): 7z cases skipped")
+			return nil, false
+		}
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "setup.exe"), []byte("MZ"), 0o600))
+	cmd := exec.Command(bin, append(append([]string{"a", "-bd", "x.7z"}, args...), "setup.exe")...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	b, err := os.ReadFile(filepath.Join(dir, "x.7z"))
+	require.NoError(t, err)
+	return b, true
 }

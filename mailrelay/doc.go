@@ -21,8 +21,11 @@
 //     header; then each Filter in Config.Filters returns a detect.Verdict;
 //     then the built-in content checks (Config.Content): virus scan
 //     (clamd), block/allow lists, attachment policy, spam score (package
-//     spam) and advertising detection with per-tenant levels and actions,
-//     and sanitisation (メール無害化). Quarantined messages go to the
+//     spam, or rspamd through package rspamd) and advertising detection
+//     with per-tenant levels and actions, and sanitisation (メール無害化).
+//     Mail for recipients of several tenants is split: each tenant's
+//     recipients are checked under that tenant's policy and queued as a
+//     message of their own. Quarantined messages go to the
 //     Quarantine store (Server.Quarantine: list, view, release, delete,
 //     an HTTP API, forwarding to an isolated server).
 //  5. The message is appended to the queue journal and fsynced before the

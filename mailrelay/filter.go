@@ -28,7 +28,9 @@ type Message struct {
 	// ID is the queue id the message will have if accepted.
 	ID string
 	// Tenant is the tenant responsible: the sender's for outbound and
-	// internal mail, the first recipient's for inbound.
+	// internal mail, the recipients' for inbound. Inbound mail for
+	// several tenants is checked once per tenant: each check sees that
+	// tenant's id, its recipients in To and its own ID (split delivery).
 	Tenant    string
 	Direction Direction
 	Client    netip.AddrPort

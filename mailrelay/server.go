@@ -79,6 +79,17 @@ func New(cfg Config) (*Server, error) {
 		sp.Close()
 		return nil, err
 	}
+	switch cfg.Content.ScorerDown {
+	case FallbackTempFail, FallbackAllow:
+	case FallbackBuiltin:
+		if cfg.Content.Spam == nil {
+			sp.Close()
+			return nil, fmt.Errorf("mailrelay: Content.ScorerDown %q needs Content.Spam", cfg.Content.ScorerDown)
+		}
+	default:
+		sp.Close()
+		return nil, fmt.Errorf("mailrelay: Content.ScorerDown %q is unknown", cfg.Content.ScorerDown)
+	}
 	for id, p := range cfg.Content.Tenants {
 		if err := p.validate("Content.Tenants[" + id + "]"); err != nil {
 			sp.Close()
@@ -713,6 +724,17 @@ func (ss *session) data(cmd command) (quit bool) {
 }
 
 // accept runs the checks on a received message, stores it and answers.
+//
+// Inbound mail for recipients of several tenants is checked once per
+// tenant, each tenant's recipients under its own policy (spam levels,
+// attachments, sanitisation, Filters, report-only), and each part that
+// passes is queued under its own queue id with its own recipients (split
+// delivery). One DATA has one reply, so the parts' outcomes are combined:
+// any part deferred (451) defers the whole message and nothing is kept;
+// every part refused → 550; some parts refused and others accepted → the
+// refused parts are quarantined instead (no bounce, nothing lost; 550 for
+// all when there is no quarantine store). When one part cannot be stored,
+// the parts already stored are withdrawn and the whole message deferred.
 func (ss *session) accept(body []byte, start time.Time) bool {
 	s := ss.s
 	cfg := &s.cfg
@@ -767,11 +789,11 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 	hdr = ss.received(hdr, id, m.To, start)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Session.CommandTimeout)
 	defer cancel()
-	var verdict detect.Verdict
+	var authVerdict detect.Verdict
 	if m.Direction == Inbound && cfg.Auth.Resolver != nil {
 		body = stripAuthResults(body, cfg.Hostname)
 		m.Data = body
-		m.Auth, verdict = s.authenticate(ctx, m, ss.tenantOfRcpt())
+		m.Auth, authVerdict = s.authenticate(ctx, m, ss.tenantOfRcpt())
 		hdr = appendAuthResults(hdr, cfg.Hostname, m.Auth)
 	}
 	if m.Direction == Outbound {
@@ -789,6 +811,234 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 	data := make([]byte, 0, len(hdr)+len(body))
 	data = append(append(data, hdr...), body...)
 	m.Data = data
+	e.Labels = append(e.Labels, detect.Label{Key: "spf", Value: m.Auth.SPF}, detect.Label{Key: "dkim", Value: m.Auth.DKIM}, detect.Label{Key: "dmarc", Value: m.Auth.DMARC})
+
+	// One part per recipient tenant (inbound), else one part.
+	parts := ss.split(m)
+	sh := &shared{}
+	for _, p := range parts {
+		ss.decide(ctx, p, authVerdict, sh)
+		p.ev = e
+		p.ev.ID, p.ev.Tenant, p.ev.Email.To = p.m.ID, p.m.Tenant, p.m.To
+		p.ev.Labels = append(append([]detect.Label(nil), e.Labels...), p.content.labels...)
+		if p.m.ID != id {
+			for i, l := range p.ev.Labels {
+				if l.Key == "queue_id" {
+					p.ev.Labels[i].Value = p.m.ID
+				}
+			}
+		}
+		if len(parts) > 1 {
+			p.ev.Labels = append(p.ev.Labels, detect.Label{Key: "split", Value: strconv.Itoa(len(parts))},
+				detect.Label{Key: "split_of", Value: id})
+		}
+	}
+	emitPart := func(p *part, typ, outcome string, v detect.Verdict) {
+		p.ev.Type, p.ev.Outcome, p.ev.Verdict = typ, outcome, v
+		p.ev.Duration = cfg.Now().Sub(start)
+		cfg.Sink.Emit(p.ev)
+	}
+	emitAll := func(typ, outcome string, v detect.Verdict) {
+		for _, p := range parts {
+			emitPart(p, typ, outcome, v)
+		}
+	}
+
+	// Combine the parts' verdicts into the one reply.
+	var deferred, refused *part
+	nRefused := 0
+	for _, p := range parts {
+		switch p.verdict.Action {
+		case detect.ActionTempFail:
+			if deferred == nil {
+				deferred = p
+			}
+		case detect.ActionBlock:
+			nRefused++
+			if refused == nil {
+				refused = p
+			}
+		}
+	}
+	if deferred != nil {
+		for _, p := range parts {
+			v := p.verdict
+			if v.Action != detect.ActionTempFail {
+				v = detect.Verdict{Action: detect.ActionTempFail, Rule: deferred.verdict.Rule, Reason: "deferred with the other recipients: " + deferred.verdict.Reason}
+			}
+			emitPart(p, "denied", "failure", v)
+		}
+		ss.reply(451, "4.7.1", "message deferred: "+sanitizeText(deferred.verdict.Reason))
+		return false
+	}
+	if nRefused == len(parts) {
+		for _, p := range parts {
+			emitPart(p, "denied", "failure", p.verdict)
+		}
+		ss.reply(550, "5.7.1", "message rejected: "+sanitizeText(refused.verdict.Reason))
+		return ss.fail()
+	}
+	needQuar := false
+	for _, p := range parts {
+		if p.verdict.Action == detect.ActionBlock {
+			// Others accepted the message: keep this part rather than
+			// bounce it or drop it.
+			p.verdict.Action = detect.ActionQuarantine
+			p.verdict.Reason += " (quarantined: other recipients accepted the message)"
+		}
+		needQuar = needQuar || p.verdict.Action == detect.ActionQuarantine
+	}
+	if needQuar && s.quar == nil {
+		// No quarantine store: refuse rather than lose or pass it.
+		for _, p := range parts {
+			emitPart(p, "denied", "failure", p.verdict)
+		}
+		for _, p := range parts {
+			if p.verdict.Action == detect.ActionQuarantine {
+				ss.reply(550, "5.7.1", "message rejected by content policy: "+sanitizeText(p.verdict.Reason))
+				break
+			}
+		}
+		return false
+	}
+	for _, p := range parts {
+		if p.content.keepOriginal && p.content.data != nil && s.quar == nil {
+			emitAll("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-sanitize", Reason: "no quarantine for the original"})
+			ss.reply(451, "4.3.0", "cannot keep the original, try later")
+			return false
+		}
+	}
+
+	// Store every part; on a failure withdraw what was stored.
+	var undo []func()
+	rollback := func(rule, reason string) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		emitAll("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: rule, Reason: reason})
+	}
+	var replies []string
+	for _, p := range parts {
+		pm := p.m
+		switch p.verdict.Action {
+		case detect.ActionQuarantine:
+			if err := s.quar.put(ss.quarantineItem(pm, p.verdict, &p.content, reasonOf(p.verdict.Rule)), pm.Data); err != nil {
+				cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
+				rollback("mail-quarantine", "quarantine write failed")
+				ss.reply(451, "4.3.0", "quarantine write failed, try later")
+				return false
+			}
+			qid := pm.ID
+			undo = append(undo, func() { s.quar.Delete(qid) })
+			p.ev.Labels = append(p.ev.Labels, detect.Label{Key: "quarantine_id", Value: pm.ID})
+			replies = append(replies, "quarantined as "+pm.ID)
+			continue
+		case detect.ActionDelete:
+			replies = append(replies, pm.ID)
+			continue
+		}
+		pdata := pm.Data
+		if p.content.data != nil {
+			if p.content.keepOriginal {
+				sv := detect.Verdict{Action: detect.ActionAllow, Rule: "mail-sanitize", RuleName: "sanitised", Reason: "sanitised; original kept"}
+				if err := s.quar.put(ss.quarantineItem(pm, sv, &p.content, "sanitized"), pm.Data); err != nil {
+					cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
+					rollback("mail-quarantine", "quarantine write failed")
+					ss.reply(451, "4.3.0", "quarantine write failed, try later")
+					return false
+				}
+				qid := pm.ID
+				undo = append(undo, func() { s.quar.Delete(qid) })
+				p.ev.Labels = append(p.ev.Labels, detect.Label{Key: "quarantine_id", Value: pm.ID})
+			}
+			pdata = p.content.data
+		}
+		env := &envelope{From: pm.From, To: pm.To, Tenant: pm.Tenant, Dir: pm.Direction, Client: ss.client.String(),
+			Helo: ss.helo, Body8: ss.body8, UTF8: ss.utf8, Created: cfg.Now().UnixNano(), MsgID: pm.MessageID, Subject: pm.Subject}
+		ref, err := s.spool.Put(pm.ID, 0, env.encode(), pdata, nil)
+		if err != nil {
+			cfg.Logger.Error("mailrelay: queue write failed", "err", err)
+			rollback("mail-queue", "queue write failed")
+			ss.reply(451, "4.3.0", "queue write failed, try later")
+			return false
+		}
+		qid := pm.ID
+		undo = append(undo, func() { s.spool.Done(qid, ref) })
+		p.queued = &qmsg{id: pm.ID, env: env, ref: ref, data: pdata}
+		replies = append(replies, "queued as "+pm.ID)
+	}
+	for _, p := range parts {
+		switch p.verdict.Action {
+		case detect.ActionQuarantine:
+			emitPart(p, "denied", "success", p.verdict)
+		case detect.ActionDelete:
+			// Accepted and discarded: the event is the only trace.
+			emitPart(p, "deletion", "success", p.verdict)
+		default:
+			v := p.verdict
+			if v.Action == detect.ActionNone {
+				v.Action = detect.ActionAllow
+			}
+			emitPart(p, "allowed", "success", v)
+		}
+	}
+	ss.accepted++
+	ss.reply(250, "2.0.0", "Ok: "+strings.Join(replies, "; "))
+	for _, p := range parts {
+		if p.queued != nil {
+			s.dlv.enqueue(p.queued)
+		}
+	}
+	return false
+}
+
+// part is the share of a message for one recipient tenant.
+type part struct {
+	m       *Message
+	tt      *tenant.Tenant // recipient tenant (inbound) or nil
+	verdict detect.Verdict
+	content contentResult
+	ev      detect.Event
+	queued  *qmsg
+}
+
+// split returns the parts of m: for inbound mail one per recipient
+// tenant (in the order of first appearance; the first keeps m.ID), else
+// m alone.
+func (ss *session) split(m *Message) []*part {
+	if m.Direction != Inbound {
+		return []*part{{m: m}}
+	}
+	var parts []*part
+	byID := map[string]*part{}
+	for _, r := range m.To {
+		t, _ := ss.s.mailTenant(domainOf(r))
+		key := ""
+		if t != nil {
+			key = t.ID
+		}
+		p := byID[key]
+		if p == nil {
+			pm := *m
+			pm.Tenant, pm.To = key, nil
+			if len(parts) > 0 {
+				pm.ID = ss.s.newID()
+			}
+			p = &part{m: &pm, tt: t}
+			byID[key] = p
+			parts = append(parts, p)
+		}
+		p.m.To = append(p.m.To, r)
+	}
+	return parts
+}
+
+// decide runs the Filters and the content checks on one part and sets
+// its verdict (report-only applied).
+func (ss *session) decide(ctx context.Context, p *part, verdict detect.Verdict, sh *shared) {
+	s := ss.s
+	cfg := &s.cfg
+	m := p.m
 	if !verdict.Action.Stopped() {
 		for _, f := range cfg.Filters {
 			v, err := f.Check(ctx, m)
@@ -804,99 +1054,27 @@ func (ss *session) accept(body []byte, start time.Time) bool {
 			}
 		}
 	}
-	var content contentResult
 	if !verdict.Action.Stopped() && cfg.Content.enabled() {
 		var err error
-		content, err = cfg.Content.inspect(ctx, m)
+		p.content, err = cfg.Content.inspect(ctx, m, sh)
 		if err != nil {
-			cfg.Logger.Warn("mailrelay: content check failed", "id", id, "err", err)
-			content.verdict = detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-content-error", Reason: "content scan unavailable"}
+			cfg.Logger.Warn("mailrelay: content check failed", "id", m.ID, "err", err)
+			p.content.verdict = detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-content-error", Reason: "content scan unavailable"}
 		}
-		e.Labels = append(e.Labels, content.labels...)
-		if content.verdict.Action.Stopped() || verdict.Action == detect.ActionNone {
-			verdict = content.verdict
+		if p.content.verdict.Action.Stopped() || verdict.Action == detect.ActionNone {
+			verdict = p.content.verdict
 		}
 	}
 	reportOnly := cfg.ReportOnly
 	if ss.tenant != nil {
 		reportOnly = reportOnly || ss.tenant.Policy.ReportOnly
-	} else if t := ss.tenantOfRcpt(); t != nil {
-		reportOnly = reportOnly || t.Policy.ReportOnly
+	} else if p.tt != nil {
+		reportOnly = reportOnly || p.tt.Policy.ReportOnly
 	}
 	if verdict.Action.Stopped() && reportOnly && verdict.Action != detect.ActionTempFail {
 		verdict.Action = detect.ActionReport
 	}
-	e.Labels = append(e.Labels, detect.Label{Key: "spf", Value: m.Auth.SPF}, detect.Label{Key: "dkim", Value: m.Auth.DKIM}, detect.Label{Key: "dmarc", Value: m.Auth.DMARC})
-	switch verdict.Action {
-	case detect.ActionBlock:
-		emit("denied", "failure", verdict)
-		ss.reply(550, "5.7.1", "message rejected: "+sanitizeText(verdict.Reason))
-		return ss.fail()
-	case detect.ActionTempFail:
-		emit("denied", "failure", verdict)
-		ss.reply(451, "4.7.1", "message deferred: "+sanitizeText(verdict.Reason))
-		return false
-	case detect.ActionQuarantine:
-		if s.quar == nil {
-			// No quarantine store: refuse rather than lose or pass it.
-			emit("denied", "failure", verdict)
-			ss.reply(550, "5.7.1", "message rejected by content policy: "+sanitizeText(verdict.Reason))
-			return false
-		}
-		if err := s.quar.put(ss.quarantineItem(m, verdict, &content, reasonOf(verdict.Rule)), m.Data); err != nil {
-			cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
-			emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-quarantine", Reason: "quarantine write failed"})
-			ss.reply(451, "4.3.0", "quarantine write failed, try later")
-			return false
-		}
-		e.Labels = append(e.Labels, detect.Label{Key: "quarantine_id", Value: id})
-		emit("denied", "success", verdict)
-		ss.accepted++
-		ss.reply(250, "2.0.0", "Ok: quarantined as "+id)
-		return false
-	case detect.ActionDelete:
-		// Accepted and discarded: the event is the only trace.
-		emit("deletion", "success", verdict)
-		ss.accepted++
-		ss.reply(250, "2.0.0", "Ok: "+id)
-		return false
-	}
-	if content.data != nil && !verdict.Action.Stopped() {
-		if content.keepOriginal {
-			if s.quar == nil {
-				emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-sanitize", Reason: "no quarantine for the original"})
-				ss.reply(451, "4.3.0", "cannot keep the original, try later")
-				return false
-			}
-			sv := detect.Verdict{Action: detect.ActionAllow, Rule: "mail-sanitize", RuleName: "sanitised", Reason: "sanitised; original kept"}
-			if err := s.quar.put(ss.quarantineItem(m, sv, &content, "sanitized"), m.Data); err != nil {
-				cfg.Logger.Error("mailrelay: quarantine write failed", "err", err)
-				emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-quarantine", Reason: "quarantine write failed"})
-				ss.reply(451, "4.3.0", "quarantine write failed, try later")
-				return false
-			}
-			e.Labels = append(e.Labels, detect.Label{Key: "quarantine_id", Value: id})
-		}
-		data = content.data
-	}
-
-	env := &envelope{From: m.From, To: m.To, Tenant: m.Tenant, Dir: m.Direction, Client: ss.client.String(),
-		Helo: ss.helo, Body8: ss.body8, UTF8: ss.utf8, Created: cfg.Now().UnixNano(), MsgID: m.MessageID, Subject: m.Subject}
-	ref, err := s.spool.Put(id, 0, env.encode(), data, nil)
-	if err != nil {
-		cfg.Logger.Error("mailrelay: queue write failed", "err", err)
-		emit("denied", "failure", detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-queue", Reason: "queue write failed"})
-		ss.reply(451, "4.3.0", "queue write failed, try later")
-		return false
-	}
-	if verdict.Action == detect.ActionNone {
-		verdict.Action = detect.ActionAllow
-	}
-	emit("allowed", "success", verdict)
-	ss.accepted++
-	ss.reply(250, "2.0.0", "Ok: queued as "+id)
-	s.dlv.enqueue(&qmsg{id: id, env: env, ref: ref, data: data})
-	return false
+	p.verdict = verdict
 }
 
 // reasonOf maps a deciding rule to a quarantine reason.

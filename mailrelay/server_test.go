@@ -88,13 +88,17 @@ func TestInboundDelivery(t *testing.T) {
 	assert.Contains(t, d, "\r\n.leading dot\r\n", "dot stuffing undone end to end")
 	assert.Empty(t, f.smarthost.Messages())
 
+	// Recipients of two tenants: one part (queue entry, event) per tenant.
 	evs := f.events.dataset("mail.message")
-	require.Len(t, evs, 1)
+	require.Len(t, evs, 2)
+	assert.Equal(t, "b", evs[1].Tenant)
+	assert.Equal(t, []string{"u2@b.example.jp"}, evs[1].Email.To)
+	assert.NotEqual(t, evs[0].ID, evs[1].ID)
 	e := evs[0]
 	assert.Equal(t, "a", e.Tenant)
 	assert.Equal(t, "inbound", e.Email.Direction)
 	assert.Equal(t, "x@internet.example", e.Email.From)
-	assert.Equal(t, []string{"u1@a.example.jp", "u2@b.example.jp"}, e.Email.To)
+	assert.Equal(t, []string{"u1@a.example.jp"}, e.Email.To)
 	assert.Equal(t, "hello", e.Email.Subject)
 	assert.Equal(t, "<hello@test>", e.Email.MessageID)
 	assert.Equal(t, "127.0.0.9", e.Client.Addr().String())

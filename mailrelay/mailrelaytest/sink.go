@@ -18,6 +18,9 @@ type Mail struct {
 	To   []string
 	Data []byte // dot stuffing undone, CRLF line ends
 	Body string // the MAIL FROM BODY= parameter, if any
+	// Client is the address the message came from (ip:port), e.g. to
+	// check the relay's egress address.
+	Client string
 }
 
 // Sink is a minimal SMTP server on loopback that records messages. Set
@@ -185,6 +188,7 @@ func (s *Sink) session(c net.Conn) {
 				b.WriteString(l)
 			}
 			cur.Data = b.Bytes()
+			cur.Client = c.RemoteAddr().String()
 			s.mu.Lock()
 			s.msgs = append(s.msgs, cur)
 			s.mu.Unlock()

@@ -25,6 +25,9 @@ type Bulk struct {
 // BulkOf analyses a raw message.
 func BulkOf(raw []byte) Bulk { return bulkOf(mailparse.Parse(raw, mailparse.Limits{})) }
 
+// BulkParsed analyses a message already parsed by the relay.
+func BulkParsed(m *mailparse.Message) Bulk { return bulkOf(m) }
+
 // Subject markers of advertising (lower-cased, after NFKC-like folding of
 // the brackets we look for).
 var adMarkers = []string{"未承諾広告", "【広告】", "［広告］", "[広告]", "<広告>", "＜広告＞", "(広告)", "（広告）",

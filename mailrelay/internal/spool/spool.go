@@ -37,6 +37,7 @@ import (
 const (
 	recMessage = 'M'
 	recDone    = 'D'
+	recImport  = 'I' // a message imported from another node's spool (import.go)
 )
 
 const (
@@ -50,6 +51,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // ErrClosed is returned by operations on a closed Spool.
 var ErrClosed = errors.New("spool: closed")
+
+// ErrLocked is returned by Open when another Spool (in this or another
+// process) has the directory open.
+var ErrLocked = errors.New("spool: directory in use by another process")
 
 // Ref locates a stored message record so its data can be read back.
 type Ref struct {
@@ -65,6 +70,7 @@ type Entry struct {
 	Gen      uint32
 	Envelope []byte // opaque to the spool
 	Ref      Ref
+	imported bool // newest record is an import record
 }
 
 // Options configures Open. Dir is required.
@@ -93,6 +99,10 @@ type Spool struct {
 	active *segment
 	closed bool
 	err    error // sticky write error
+
+	lock  *os.File   // dir/LOCK, flocked while open
+	impMu sync.Mutex // one Rehome at a time; guards imp after Open
+	imp   importLedger
 }
 
 type segment struct {
@@ -127,17 +137,34 @@ func Open(opt Options) (*Spool, []Entry, error) {
 	if err := os.MkdirAll(opt.Dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{
-		dir: opt.Dir, segSize: opt.SegmentSize, noSync: opt.NoSync,
-		reqs: make(chan *request, 1024), done: make(chan struct{}),
-		segs: make(map[uint64]*segment),
-	}
-	entries, last, err := s.recover()
+	lock, err := lockDir(opt.Dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.newSegment(last + 1); err != nil {
+	s := &Spool{
+		dir: opt.Dir, segSize: opt.SegmentSize, noSync: opt.NoSync,
+		reqs: make(chan *request, 1024), done: make(chan struct{}),
+		segs: make(map[uint64]*segment), lock: lock,
+	}
+	fail := func(err error) (*Spool, []Entry, error) {
+		for _, g := range s.segs {
+			g.f.Close()
+		}
+		s.imp.close()
+		if lock != nil {
+			lock.Close()
+		}
 		return nil, nil, err
+	}
+	entries, last, err := s.recover()
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.imp.open(s.dir, s.noSync, entries); err != nil {
+		return fail(err)
+	}
+	if err := s.newSegment(last + 1); err != nil {
+		return fail(err)
 	}
 	s.collect()
 	go s.commitLoop()
@@ -192,7 +219,7 @@ func (s *Spool) recover() ([]Entry, uint64, error) {
 				break
 			}
 			switch typ {
-			case recMessage:
+			case recMessage, recImport:
 				if len(rest) < 4+4 {
 					break records
 				}
@@ -206,7 +233,7 @@ func (s *Spool) recover() ([]Entry, uint64, error) {
 				st := live[id]
 				if st == nil || gen >= st.e.Gen {
 					order++
-					live[id] = &state{order: order, e: Entry{ID: id, Gen: gen, Envelope: env,
+					live[id] = &state{order: order, e: Entry{ID: id, Gen: gen, Envelope: env, imported: typ == recImport,
 						Ref: Ref{Seg: seq, Off: dataStart, Len: int64(len(rest) - 8 - envLen), record: off}}}
 				}
 			case recDone:
@@ -311,12 +338,16 @@ func (s *Spool) collect() {
 }
 
 func encodeMessage(id string, gen uint32, env, data []byte) ([]byte, int64) {
+	return encodeRecord(recMessage, id, gen, env, data)
+}
+
+func encodeRecord(typ byte, id string, gen uint32, env, data []byte) ([]byte, int64) {
 	plen := 2 + len(id) + 8 + len(env) + len(data)
 	b := make([]byte, headerSize+plen)
 	binary.BigEndian.PutUint16(b, magic)
 	binary.BigEndian.PutUint32(b[2:], uint32(plen))
 	p := b[headerSize:]
-	p[0] = recMessage
+	p[0] = typ
 	p[1] = byte(len(id))
 	n := 2 + copy(p[2:], id)
 	binary.BigEndian.PutUint32(p[n:], gen)
@@ -514,9 +545,15 @@ func (s *Spool) Close() error {
 	s.mu.Unlock()
 	close(s.reqs)
 	<-s.done
+	s.impMu.Lock() // waits for a Rehome in progress (its writes now fail)
+	ierr := s.imp.close()
+	s.impMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []string
+	if ierr != nil {
+		errs = append(errs, ierr.Error())
+	}
 	for _, g := range s.segs {
 		if g == s.active && !s.noSync {
 			if err := g.f.Sync(); err != nil {
@@ -524,6 +561,9 @@ func (s *Spool) Close() error {
 			}
 		}
 		g.f.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("spool: close: %s", strings.Join(errs, "; "))

@@ -24,6 +24,7 @@ import (
 	"github.com/jichitai/seccloud/internal/clamd"
 	"github.com/jichitai/seccloud/mailrelay"
 	"github.com/jichitai/seccloud/mailrelay/mailrelaytest"
+	"github.com/jichitai/seccloud/mailrelay/rspamd"
 	"github.com/jichitai/seccloud/mailrelay/spam"
 	"github.com/jichitai/seccloud/tenant"
 )
@@ -66,6 +67,7 @@ func main() {
 		"bench workload becomes inbound")
 	clamdAddr := flag.String("clamd", "", "scan every message with clamd at this address (host:port or socket path)")
 	spamOn := flag.Bool("spam", false, "score inbound mail for spam and advertising (shipped classifier, header rules)")
+	rspamdURL := flag.String("rspamd", "", "score inbound mail with rspamd at this URL (e.g. http://127.0.0.1:11333) instead of the built-in scorer")
 	quarDir := flag.String("quarantine", "", "quarantine directory (empty = none: quarantine verdicts are refused)")
 	reportOnly := flag.Bool("report-only", false, "report-only mode: every check runs, nothing is stopped (for the bench)")
 	flag.Parse()
@@ -108,6 +110,13 @@ func main() {
 			log.Fatal(err)
 		}
 		content.Spam = sc
+	}
+	if *rspamdURL != "" {
+		rs, err := rspamd.New(rspamd.Config{URL: *rspamdURL})
+		if err != nil {
+			log.Fatal(err)
+		}
+		content.Scorer = rs
 	}
 	if *clamdAddr != "" {
 		c, err := clamd.New(clamd.Config{Address: *clamdAddr})
