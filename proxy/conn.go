@@ -68,8 +68,15 @@ type clientConn struct {
 	abuf   [1]netip.Addr
 	fh     fastHead
 
-	mu sync.Mutex
-	up net.Conn // upstream in use, closed by forceClose
+	// A CONNECT tunnel handed to the Server's loop (tunnel_linux.go):
+	// the serving goroutine returns and the tunnel ends the connection.
+	detached  bool
+	start     time.Time // of the current request
+	in0, out0 int64     // byte counters at its start
+
+	mu  sync.Mutex
+	up  net.Conn // upstream in use, closed by forceClose
+	tun *tunnel  // detached tunnel, aborted by forceClose
 }
 
 func (s *Server) newClientConn(c net.Conn) *clientConn {
@@ -137,7 +144,11 @@ func (cc *clientConn) forceClose() {
 	if cc.up != nil {
 		cc.up.Close()
 	}
+	tun := cc.tun
 	cc.mu.Unlock()
+	if tun != nil {
+		tun.abort() // the loop would not notice the closed sockets
+	}
 }
 
 func (cc *clientConn) setUp(c net.Conn) {
@@ -154,15 +165,24 @@ func (cc *clientConn) serve() {
 		if r := recover(); r != nil {
 			s.log.Error("proxy: panic serving a connection", "client", cc.client, "panic", r, "stack", string(debug.Stack()))
 		}
-		cc.cnt.Conn.Close()
-		putBufio(cc.br, cc.bw)
-		if cc.held {
-			s.cfg.TenantConns.Release(cc.slot)
+		if !cc.detached { // a detached tunnel ends the connection itself
+			cc.end()
 		}
-		s.trackConn(cc, false)
 	}()
 	for cc.next() {
 	}
+}
+
+// end closes the client connection and gives back what it held.
+func (cc *clientConn) end() {
+	s := cc.s
+	cc.cnt.Conn.Close()
+	putBufio(cc.br, cc.bw)
+	cc.br, cc.bw = nil, nil
+	if cc.held {
+		s.cfg.TenantConns.Release(cc.slot)
+	}
+	s.trackConn(cc, false)
 }
 
 // next serves one request; it reports whether the connection stays open.
@@ -187,6 +207,7 @@ func (cc *clientConn) next() bool {
 	start := s.now()
 	_ = c.SetReadDeadline(start.Add(s.cfg.ReadHeaderTimeout))
 	in0, out0 := cc.cnt.r-int64(cc.br.Buffered()), cc.cnt.w
+	cc.start, cc.in0, cc.out0 = start, in0, out0
 
 	ev := &cc.ev
 	*ev = detect.Event{Time: start, Module: "proxy", Dataset: "proxy.access", Kind: "event", Category: "web",
@@ -199,6 +220,9 @@ func (cc *clientConn) next() bool {
 		cc.lr.N = math.MaxInt64
 		_ = c.SetReadDeadline(time.Time{})
 		keep = cc.handle(req, ev)
+		if cc.detached {
+			return false // the tunnel owns ev now and emits it at its end
+		}
 	}
 	if ev.HTTP.Status == 0 && ev.Outcome == "" {
 		return false // nothing worth an event (client went away between requests)
@@ -353,6 +377,8 @@ func (cc *clientConn) handle(req *http.Request, ev *detect.Event) bool {
 	path, _ := originForm(req.RequestURI)
 	if !ip.IsValid() {
 		ev.DestDomain = name
+	} else {
+		ev.Dest = netip.AddrPortFrom(ip, port) // kept when the request is refused before dialing
 	}
 	addrs, ok, keepOpen := cc.decideAndResolve(Request{Tenant: t, Client: cc.client, Terminal: terminal,
 		Method: req.Method, Host: name, Port: port, Path: path, URL: req.RequestURI}, ip, keep, ev)
@@ -377,7 +403,7 @@ func (cc *clientConn) getUpstream(t *tenant.Tenant, rt *route, addrs []netip.Add
 	s := cc.s
 	brk := rt.path == PathBreakout
 	for _, a := range addrs {
-		eg, ok := egressFor(t, a)
+		eg, ok := t.EgressFor(a)
 		if brk {
 			eg, ok = s.brk.local(a), true
 		}
@@ -966,6 +992,9 @@ func (cc *clientConn) decideAndResolve(r Request, ip netip.Addr, keep bool, ev *
 		return nil, false, keep
 	}
 	if v.Action == detect.ActionBlock {
+		if len(addrs) > 0 && !ev.Dest.IsValid() {
+			ev.Dest = netip.AddrPortFrom(addrs[0], r.Port)
+		}
 		return nil, false, cc.block(v, r.URL, keep, ev)
 	}
 	return addrs, true, keep

@@ -49,7 +49,8 @@ func (e errResolve) Error() string { return "proxy: resolve: " + e.err.Error() }
 func (e errResolve) Unwrap() error { return e.err }
 
 // resolve returns the checked addresses of host (ip when host is a
-// literal). When every address is refused it returns the first refusal.
+// literal). When every address is refused it returns the first refusal
+// and, as the only address, the one refused (for the event; never dialed).
 // The caller dials only the returned addresses: what was checked is what
 // is dialed, so a DNS answer changing between check and dial cannot slip
 // through (no rebinding gap).
@@ -71,36 +72,23 @@ func (s *Server) resolve(ctx context.Context, t *tenant.Tenant, host string, ip 
 	}
 	ok := addrs[:0]
 	var first detect.Verdict
+	var refused netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()
 		if v, allowed := s.checkDest(t, a); !allowed {
 			if first.Action == detect.ActionNone {
-				first = v
+				first, refused = v, a
 			}
 			continue
 		}
 		ok = append(ok, a)
 	}
 	if len(ok) == 0 {
-		return nil, first, nil
+		// the refused address goes into the event (destination.ip), so
+		// correlations on the address (C&C) see refused attempts too
+		return append(ok, refused), first, nil
 	}
 	return ok, detect.Verdict{}, nil
-}
-
-// egressFor returns the tenant's egress address of dst's family; ok is
-// false when the tenant has egress addresses but none of that family. A
-// tenant without any egress address (Policy.EgressOptional) leaves the
-// choice to the kernel.
-func egressFor(t *tenant.Tenant, dst netip.Addr) (netip.Addr, bool) {
-	if len(t.EgressAddr) == 0 {
-		return netip.Addr{}, true
-	}
-	for _, e := range t.EgressAddr {
-		if e.Unmap().Is4() == dst.Is4() {
-			return e.Unmap(), true
-		}
-	}
-	return netip.Addr{}, false
 }
 
 var errNoEgress = errors.New("proxy: the tenant has no egress address of the destination's address family")
@@ -112,7 +100,7 @@ func (s *Server) dial(ctx context.Context, t *tenant.Tenant, addrs []netip.Addr,
 	defer cancel()
 	var errs []error
 	for _, a := range addrs {
-		eg, ok := egressFor(t, a)
+		eg, ok := t.EgressFor(a)
 		if !ok {
 			errs = append(errs, fmt.Errorf("%s: %w", a, errNoEgress))
 			continue

@@ -91,3 +91,26 @@ func ExampleCA() {
 	fmt.Println(leaf.Leaf.DNSNames, leaf.Leaf.Issuer.CommonName, leaf == again, ca.Minted())
 	// Output: [www.example.jp] seccloud TLS inspection CA true 1
 }
+
+// Two municipalities share a 1 Gbit/s line: under contention aoba (weight
+// 3) gets at least 750 Mbit/s of downloads and midori (weight 1) 250,
+// either may use what the other leaves, and midori never exceeds its own
+// 100 Mbit/s ceiling.
+func ExampleGlobalBandwidth() {
+	dir, _ := tenant.NewSnapshot([]tenant.Tenant{
+		{ID: "aoba", Name: "あおば市", Networks: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")},
+			Bandwidth: tenant.Bandwidth{Weight: 3}},
+		{ID: "midori", Name: "みどり町", Networks: []netip.Prefix{netip.MustParsePrefix("127.0.2.0/24")},
+			Bandwidth: tenant.Bandwidth{Weight: 1, DownMbps: 100}},
+	}, tenant.Options{})
+	srv, err := proxy.New(proxy.Config{Directory: dir,
+		GlobalBandwidth: proxy.GlobalBandwidth{UpMbps: 1000, DownMbps: 1000}})
+	fmt.Println(err)
+	srv.Close()
+
+	_, err = proxy.New(proxy.Config{Directory: dir, GlobalBandwidth: proxy.GlobalBandwidth{DownMbps: -1}})
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// proxy: Config.GlobalBandwidth must not be negative, got {UpMbps:0 DownMbps:-1}
+}

@@ -373,3 +373,45 @@ func TestInspectBlockPageInsideTLS(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Forbidden")
 }
+
+// TestSetTenantRestrictionsReload swaps the restrictions of a running
+// Server (a configuration reload): the next request carries the new
+// headers, also on a keep-alive inspected connection opened before; a
+// bad set is refused and the old one stays; an empty set removes them and
+// the login host is spliced again for new tunnels.
+func TestSetTenantRestrictionsReload(t *testing.T) {
+	var seen atomic.Pointer[http.Header]
+	e := startInspect(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		seen.Store(&h)
+	}), func(c *proxy.Config) {
+		c.Inspect.All = false
+		c.TenantRestrictions = map[string]proxy.TenantRestriction{"aoba": {
+			MicrosoftTenants: []string{"old.onmicrosoft.com"}, MicrosoftContext: "ctx-old"}}
+	})
+	both := e.caPool.Clone()
+	both.AppendCertsFromPEM(e.o.pem)
+	c := e.httpsClient(both, false)
+	login := e.url("login.microsoftonline.com", "/common/oauth2/authorize")
+	get(t, c, login)
+	assert.Equal(t, "old.onmicrosoft.com", (*seen.Load()).Get("Restrict-Access-To-Tenants"))
+
+	require.NoError(t, e.srv.SetTenantRestrictions(map[string]proxy.TenantRestriction{"aoba": {
+		MicrosoftTenants: []string{"new.onmicrosoft.com"}, MicrosoftContext: "ctx-new"}}))
+	get(t, c, login) // same keep-alive connection inside the inspected tunnel
+	assert.Equal(t, "new.onmicrosoft.com", (*seen.Load()).Get("Restrict-Access-To-Tenants"))
+	assert.Equal(t, "ctx-new", (*seen.Load()).Get("Restrict-Access-Context"))
+	get(t, e.httpsClient(both, false), login) // a new tunnel
+	assert.Equal(t, "new.onmicrosoft.com", (*seen.Load()).Get("Restrict-Access-To-Tenants"))
+
+	err := e.srv.SetTenantRestrictions(map[string]proxy.TenantRestriction{"aoba": {
+		MicrosoftTenants: []string{"bad.onmicrosoft.com"}}}) // no MicrosoftContext
+	require.Error(t, err)
+	get(t, c, login)
+	assert.Equal(t, "new.onmicrosoft.com", (*seen.Load()).Get("Restrict-Access-To-Tenants"), "a refused set keeps the old one")
+
+	require.NoError(t, e.srv.SetTenantRestrictions(nil))
+	resp, _ := get(t, e.httpsClient(both, false), login)
+	assert.Empty(t, (*seen.Load()).Get("Restrict-Access-To-Tenants"))
+	assert.Equal(t, "Test Public Root", resp.TLS.PeerCertificates[0].Issuer.CommonName, "spliced again")
+}

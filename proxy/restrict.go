@@ -121,9 +121,28 @@ func compileRestrictions(m map[string]TenantRestriction) (map[string][]*restrict
 	return out, nil
 }
 
+// SetTenantRestrictions replaces Config.TenantRestrictions, e.g. after a
+// configuration reload. It validates m as New does and, on error, keeps
+// the restrictions in force. The new headers apply from the next request
+// (also inside inspected connections already open); a tunnel to a login
+// host that was spliced because no restriction named it stays spliced
+// until it ends. Restrictions need Config.Inspect. It is safe for
+// concurrent use.
+func (s *Server) SetTenantRestrictions(m map[string]TenantRestriction) error {
+	if len(m) > 0 && s.insp == nil {
+		return errors.New("proxy: tenant restrictions need Config.Inspect (the login hosts must be inspected)")
+	}
+	compiled, err := compileRestrictions(m)
+	if err != nil {
+		return err
+	}
+	s.restrict.Store(&compiled)
+	return nil
+}
+
 // restrictionFor returns the restriction of tenant t for host, or nil.
 func (s *Server) restrictionFor(t *tenant.Tenant, host string) *restriction {
-	list := s.restrict[t.ID]
+	list := (*s.restrict.Load())[t.ID]
 	if len(list) == 0 {
 		return nil
 	}

@@ -110,6 +110,11 @@ type Config struct {
 	Via string
 	// TenantConns caps connections per tenant id. Nil means no cap.
 	TenantConns ConnLimiter
+	// GlobalBandwidth is the internet line's capacity, shared fairly by
+	// weight among the tenants busy at the same time, on top of each
+	// tenant's own ceilings (tenant.Bandwidth). The zero value shares
+	// nothing: only the tenants' ceilings apply.
+	GlobalBandwidth GlobalBandwidth
 
 	// Inspect turns TLS inspection of CONNECT tunnels on (see
 	// InspectConfig). Nil splices every tunnel untouched.
@@ -189,7 +194,7 @@ type Server struct {
 	// noFastHead turns the fast response-head path off (benchmarks
 	// compare both paths in one run).
 	noFastHead bool
-	restrict   map[string][]*restriction
+	restrict   atomic.Pointer[map[string][]*restriction] // swapped by SetTenantRestrictions
 	scanCnt    scanCounters
 
 	mu        sync.Mutex
@@ -199,6 +204,10 @@ type Server struct {
 	done      chan struct{} // closed by Shutdown/Close
 	closeOnce sync.Once
 	wg        sync.WaitGroup // connection and janitor goroutines
+
+	tunMu     sync.Mutex
+	tunLoop   *tunnelLoop // idle CONNECT tunnels (Linux), started on first use
+	tunFailed bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
@@ -246,6 +255,9 @@ func New(cfg Config) (*Server, error) {
 	case cfg.ScanMaxBytes == 0:
 		cfg.ScanMaxBytes = DefaultScanMaxBytes
 	}
+	if err := cfg.GlobalBandwidth.validate(); err != nil {
+		return nil, err
+	}
 	if len(cfg.TenantRestrictions) > 0 && cfg.Inspect == nil {
 		return nil, errors.New("proxy: Config.TenantRestrictions need Config.Inspect (the login hosts must be inspected)")
 	}
@@ -270,8 +282,9 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, sink: cfg.Sink, resolver: cfg.Resolver, now: cfg.Now,
 		deny: cfg.DenyDestinations, allow: cfg.AllowDestinations,
 		listeners: make(map[net.Listener]struct{}), conns: make(map[*clientConn]struct{}),
-		done: make(chan struct{}), restrict: restrict,
+		done: make(chan struct{}),
 	}
+	s.restrict.Store(&restrict)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -311,6 +324,7 @@ func New(cfg Config) (*Server, error) {
 		go s.healthLoop()
 	}
 	s.pool.init(cfg.MaxIdlePerHost, cfg.UpstreamIdleTimeout, s.now)
+	s.shapers.init(cfg.GlobalBandwidth)
 	s.wg.Add(1)
 	go s.janitor()
 	return s, nil
@@ -436,6 +450,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	s.stopTunnels()
+	s.shapers.close()
 	s.pool.closeAll()
 	return nil
 }
@@ -453,6 +469,8 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.stopTunnels()
+	s.shapers.close()
 	s.pool.closeAll()
 	return nil
 }

@@ -37,6 +37,8 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 	}
 	if !ip.IsValid() {
 		ev.DestDomain = name
+	} else {
+		ev.Dest = netip.AddrPortFrom(ip, port) // kept when the request is refused before dialing
 	}
 	if !slices.Contains(s.cfg.ConnectPorts, port) {
 		return cc.block(detect.Verdict{Action: detect.ActionBlock, Rule: RuleConnectPort, RuleName: itoa(int(port)),
@@ -67,8 +69,10 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 	}
 	cc.setUp(up)
 	defer func() {
-		cc.setUp(nil)
-		up.Close()
+		if !cc.detached {
+			cc.setUp(nil)
+			up.Close()
+		}
 	}()
 	ev.Dest = dst
 	ev.HTTP.Status = 200
@@ -94,6 +98,9 @@ func (cc *clientConn) tunnel(req *http.Request, t *tenant.Tenant, terminal netip
 		_, _ = cc.br.Discard(k)
 	}
 	cc.releaseBufio() // the tunnel reads and writes the sockets directly
+	if s.detachTunnel(cc, up, t) {
+		return false // idle tunnels wait in the Server's epoll set
+	}
 	tn := &tunnelPipe{idle: s.cfg.TunnelIdleTimeout, now: s.now}
 	tn.last.Store(s.now().UnixNano())
 	// Either direction failing (reset, idle timeout) aborts both; a clean

@@ -15,6 +15,9 @@
 # 20s), the targets interleaved round by round so that drift hits them all
 # alike; medians and ratios are printed at the end. The client address
 # (127.0.0.1) belongs to the bench tenant of the seccloud proxy.
+# For ours it also reads the proxy process's CPU time (utime + stime in
+# /proc/PID/stat) around each run and prints the 1 MiB Gbit/s per core
+# and the cores 4 Gbit/s needs.
 #
 #   bench/proxy/run.sh                 # about 9 minutes
 #   RUNS=1 DURATION=5s bench/proxy/run.sh   # a quick look
@@ -43,6 +46,16 @@ mkdir -p "$W/www" "$W/events"
 head -c 1024 /dev/urandom > "$W/www/1k"
 head -c 1048576 /dev/urandom > "$W/www/1m"
 chmod 644 "$W/www/1k" "$W/www/1m"
+
+# cpu TARGET: CPU ticks (utime + stime) the proxy process used so far;
+# measured for ours only (Squid runs as a master and kids).
+cpu() {
+	if [ "$1" = ours ] && [ -f "$W/ours.pid" ]; then
+		awk '{ print $14 + $15 }' "/proc/$(cat "$W/ours.pid")/stat"
+	else
+		echo 0
+	fi
+}
 
 cleanup() {
 	[ -f "$W/ours.pid" ] && kill "$(cat "$W/ours.pid")" 2>/dev/null || true
@@ -92,19 +105,24 @@ run() {
 	squid2) url=http://127.0.0.1:13130; script="-s $W/$2.lua" ;;
 	ours) url=http://127.0.0.1:13128; script="-s $W/$2.lua" ;;
 	esac
+	local c0 t0 c1 t1
+	c0=$(cpu "$1")
+	t0=$(date +%s.%N)
 	wrk -t 2 -c "$3" -d "$4" $script "$url" > "$W/wrk.txt" 2>&1 || true
+	t1=$(date +%s.%N)
+	c1=$(cpu "$1")
 	{ echo "== $1 $2 c=$3 $4 (load $(cut -d' ' -f1 /proc/loadavg))"; cat "$W/wrk.txt"; } >> "$OUT"
 	if grep -q -E "Non-2xx|Socket errors" "$W/wrk.txt"; then
 		echo "warning: $1 $2: $(grep -E 'Non-2xx|Socket errors' "$W/wrk.txt")" >&2
 	fi
-	awk -v t="$1" -v o="$2" '
+	awk -v t="$1" -v o="$2" -v cores="$(awk -v a="$c0" -v b="$c1" -v s="$t0" -v e="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz / (e - s) }')" '
 		/^Requests\/sec:/ { rps = $2 }
 		/^Transfer\/sec:/ {
 			v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
 			m = 1; if (u == "KB") m = 1024; if (u == "MB") m = 1048576; if (u == "GB") m = 1073741824
 			bps = v * m
 		}
-		END { printf "%s %s %s %s\n", t, o, rps, bps }' "$W/wrk.txt" >> "$W/results"
+		END { printf "%s %s %s %s %s\n", t, o, rps, bps, cores }' "$W/wrk.txt" >> "$W/results"
 }
 
 : > "$OUT"
@@ -131,7 +149,7 @@ function median(a, n,    i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ k = $1 SUBSEP $2; n[k]++; rps[k, n[k]] = $3; bps[k, n[k]] = $4 }
+{ k = $1 SUBSEP $2; n[k]++; rps[k, n[k]] = $3; bps[k, n[k]] = $4; gpc[k, n[k]] = $5 > 0 ? $4 * 8 / 1e9 / $5 : 0; cor[k, n[k]] = $5 }
 END {
 	split("direct squid1 squid2 ours", ts, " ")
 	for (i = 1; i <= 4; i++) {
@@ -142,6 +160,9 @@ END {
 	for (i = 1; i <= 4; i++) printf "%-8s %14.0f %14.2f\n", ts[i], m1[ts[i]], m2[ts[i]]
 	printf "ours / squid (one process): 1k %.2fx   1m %.2fx\n", m1["ours"] / m1["squid1"], m2["ours"] / m2["squid1"]
 	printf "ours / squid (workers 2):   1k %.2fx   1m %.2fx\n", m1["ours"] / m1["squid2"], m2["ours"] / m2["squid2"]
+	k = "ours" SUBSEP "1m"; for (j = 1; j <= n[k]; j++) x[j] = gpc[k, j]; g = median(x, n[k])
+	for (j = 1; j <= n[k]; j++) x[j] = cor[k, j]; c = median(x, n[k])
+	if (g > 0) printf "ours 1m: %.2f cores busy (utime+stime of the proxy process / wall time), %.2f Gbit/s per core: 4 Gbit/s needs %.1f cores\n", c, g, 4 / g
 }' "$W/results"
 kill "$(cat "$W/ours.pid")"
 wait "$(cat "$W/ours.pid")" 2>/dev/null || true

@@ -44,13 +44,18 @@ func main() {
 	roots := flag.String("roots", "", "TLS inspection: PEM roots for the origins (default: system roots)")
 	connectPort := flag.Int("connect-port", 443, "port CONNECT may reach")
 	hosts := flag.String("hosts", "", "hosts-file lines (address name...) answered instead of DNS")
+	tenantNet := flag.String("tenant-net", "127.0.0.1/32", "network of the bench tenant (bench/proxy/idle.sh uses 127.0.0.0/8 for many source addresses)")
 	flag.Parse()
 	if *data == "" {
 		log.Fatal("-data is required")
 	}
+	tnet, err := netip.ParsePrefix(*tenantNet)
+	if err != nil {
+		log.Fatal(err)
+	}
 	dir, err := tenant.NewSnapshot([]tenant.Tenant{{
 		ID: "bench", Name: "ベンチ市",
-		Networks:   []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+		Networks:   []netip.Prefix{tnet},
 		EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 	}}, tenant.Options{})
 	if err != nil {
