@@ -295,13 +295,9 @@ func (c *Config) defaults() error {
 	}
 	sites := make(map[string]SiteOptions, len(c.Sites))
 	for h, so := range c.Sites {
-		wild := strings.HasPrefix(h, "*.")
-		k, err := tenant.NormalizeDomain(strings.TrimPrefix(h, "*."))
+		k, err := normSiteKey(h)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("waf: Config.Sites[%q]: %w", h, err))
-		}
-		if wild {
-			k = "*." + k
 		}
 		if so.HTTPSPort < 0 || so.HTTPSPort > 65535 {
 			errs = append(errs, fmt.Errorf("waf: Config.Sites[%q].HTTPSPort %d out of range", h, so.HTTPSPort))

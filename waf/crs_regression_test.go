@@ -2,8 +2,12 @@ package waf_test
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,8 +49,8 @@ func TestCRSRegression(t *testing.T) {
 
 	e, err := waf.NewCRSEngine(waf.CRSConfig{Plain: true, Default: waf.SiteRules{ParanoiaLevel: 4, AnomalyThreshold: 1 << 20, DetectOnly: true}})
 	require.NoError(t, err)
-	o := newOrigin(t, "o1")
-	dir := directory(t, tenant.Site{Host: host, Origins: []string{o.addr()}})
+	o := reflectOrigin(t)
+	dir := directory(t, tenant.Site{Host: host, Origins: []string{o.Listener.Addr().String()}})
 	sink := make(chanSink, 16)
 	s := newServer(t, waf.Config{Directory: dir, Sink: sink, Engine: e, Origins: waf.OriginConfig{HealthInterval: -1},
 		Inspection: waf.InspectionConfig{MaxBody: 16 << 20}, Sites: map[string]waf.SiteOptions{host: engineOnly},
@@ -137,4 +141,39 @@ func sendCRS(addr string, raw []byte, sink chanSink) ([]int, string, bool) {
 	case <-time.After(wait):
 		return nil, "", false
 	}
+}
+
+// reflectOrigin answers POST /reflect as the CRS tests' backend (albedo)
+// does: {"status": n, "headers": {...}, "body": "...", "encodedBody":
+// base64} becomes the response (text/html when no Content-Type is
+// given); anything else gets a short page.
+func reflectOrigin(t testing.TB) *httptest.Server {
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var spec struct {
+			Status      int               `json:"status"`
+			Headers     map[string]string `json:"headers"`
+			Body        string            `json:"body"`
+			EncodedBody string            `json:"encodedBody"`
+		}
+		if r.URL.Path != "/reflect" || json.NewDecoder(r.Body).Decode(&spec) != nil {
+			_, _ = io.WriteString(w, "hello")
+			return
+		}
+		for k, v := range spec.Headers {
+			w.Header().Set(k, v)
+		}
+		if w.Header().Get("Content-Type") == "" {
+			w.Header().Set("Content-Type", "text/html")
+		}
+		body := []byte(spec.Body)
+		if b, err := base64.StdEncoding.DecodeString(spec.EncodedBody); err == nil && spec.EncodedBody != "" {
+			body = b
+		}
+		if spec.Status >= 200 && spec.Status < 600 {
+			w.WriteHeader(spec.Status)
+		}
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(o.Close)
+	return o
 }

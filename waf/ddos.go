@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -62,6 +63,37 @@ type DDoSConfig struct {
 	// Exempt are source networks never limited (monitoring, the
 	// municipalities' own offices).
 	Exempt []netip.Prefix
+	// NoChallenge answers clients over their fair share during adaptive
+	// protection with a bare 429. By default a GET or HEAD from such a
+	// client gets a JavaScript-free cookie challenge instead (challenge.go):
+	// a 303 back to the same URL setting a signed cookie bound to the
+	// client address and site; a client that comes back with it (a
+	// browser) is let through for ChallengeTTL, within the per-client rate
+	// and concurrency limits, while tools that ignore cookies keep getting
+	// the cheap 303.
+	NoChallenge bool
+	// ChallengeKey signs the challenge cookies (at least 16 bytes); give
+	// every node behind one load balancer the same key. Empty means a
+	// random key per process.
+	ChallengeKey []byte
+	// ChallengeTTL is how long a passed challenge counts; 0 means
+	// DefaultChallengeTTL (10 min).
+	ChallengeTTL time.Duration
+	// Shared, when not nil, decides the per-client rate (ClientRate,
+	// ClientBurst) instead of this process's own limiter, with the client
+	// address as the key: a ratelimit.Shared on a RedisStore makes every
+	// node behind a load balancer enforce one limit together. Its Limit
+	// should be ClientRate and ClientBurst. Each request then costs one
+	// store round trip; a store that does not answer degrades to local
+	// limits inside ratelimit.Shared. Nil keeps the limit in process.
+	Shared ClientLimiter
+}
+
+// ClientLimiter decides a keyed rate limit outside the process;
+// *ratelimit.Shared implements it. Implementations must be safe for
+// concurrent use and must not block for long.
+type ClientLimiter interface {
+	Allow(ctx context.Context, key string) ratelimit.Result
 }
 
 // Defaults of DDoSConfig.
@@ -142,6 +174,13 @@ func newDDoS(cfg DDoSConfig, now func() time.Time) (*ddos, error) {
 	return d, nil
 }
 
+func (d *ddos) allowRate(client netip.Addr) bool {
+	if d.cfg.Shared != nil {
+		return d.cfg.Shared.Allow(context.Background(), client.String()).Allowed
+	}
+	return d.rate.Allow(client)
+}
+
 // ddosVerdict is the outcome of the DDoS checks for one request.
 type ddosVerdict struct {
 	rule, reason string
@@ -161,7 +200,7 @@ func (d *ddos) admit(site string, client netip.Addr, siteOff bool) (release func
 	if d.cfg.Disabled || !client.IsValid() || d.exempt(client) {
 		return func() {}, nil
 	}
-	if !d.rate.Allow(client) {
+	if !d.allowRate(client) {
 		return nil, &ddosVerdict{rule: "waf-ddos-client-rate", reason: fmt.Sprintf("client above %g requests/s (burst %d)", d.cfg.ClientRate, d.cfg.ClientBurst)}
 	}
 	if !d.conc.TryAcquire(client) {

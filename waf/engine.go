@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jichitai/seccloud/detect"
 )
@@ -27,12 +28,16 @@ type Engine interface {
 	Inspect(ctx context.Context, req *Request) (Decision, error)
 }
 
-// ResponseInspector is an optional interface of an Engine: when the
-// request's Decision had matches (an attack that was let through, e.g. in
-// detection-only mode), the Server passes the start of the origin's
-// response to InspectResponse, so that an origin that answered an
-// injection with a database error or leaked data is told apart from one
-// that did not. The returned matches are added to the event.
+// ResponseInspector is an optional interface of an Engine: the Server
+// passes the start (InspectionConfig.ResponseBytes) of every origin
+// response with a text type (text/*, JSON, XML, JavaScript) and no
+// Content-Encoding to InspectResponse — never cache hits, binary or
+// compressed responses —, with Request.Matched set when the request's
+// Decision had matches (an attack that was let through, e.g. in
+// detection-only mode), so that an origin that answered an injection with
+// a database error or leaked data is told apart from one that did not.
+// The returned matches are added to the event. It runs after the
+// response was sent: it reports, it cannot block.
 type ResponseInspector interface {
 	InspectResponse(req *Request, status int, header http.Header, body []byte) []Match
 }
@@ -55,6 +60,10 @@ type Request struct {
 	Body []byte
 	// Client is the client's address.
 	Client netip.AddrPort
+	// Matched is set for ResponseInspector.InspectResponse: the request's
+	// Decision had matches (an attack that was let through). Engines
+	// ignore it in Inspect.
+	Matched bool
 }
 
 // EngineAction is what an Engine decided.
@@ -114,9 +123,10 @@ type InspectionConfig struct {
 	// before the engine runs, never inspected in part. 0 means
 	// DefaultMaxInspectBody (1 MiB); negative is an error.
 	MaxBody int64
-	// ResponseBytes is how much of an origin's response is handed to a
-	// ResponseInspector after a request that matched; 0 means
-	// DefaultInspectResponseBytes (64 KiB); negative disables it.
+	// ResponseBytes is how much of an origin's text response (not cache
+	// hits, binary or compressed ones) is handed to a ResponseInspector;
+	// the rest is not inspected. 0 means DefaultInspectResponseBytes
+	// (64 KiB); negative disables response inspection.
 	ResponseBytes int
 	// FailOpen proxies the request when the engine returns an error; the
 	// default (false) answers 503 — the request was not inspected.
@@ -187,21 +197,29 @@ func (s *Server) inspect(w http.ResponseWriter, r *http.Request, siteKey string)
 		if r.ContentLength > ic.MaxBody {
 			return r, insp.answer(w, pageBodyTooLarge, "")
 		}
-		b, err := io.ReadAll(io.LimitReader(r.Body, ic.MaxBody+1))
-		if err != nil {
-			insp.err = fmt.Errorf("waf: reading the request body: %w", err)
-			return r, insp.answer(w, pageBadRequest, "")
+		if bb, ok := r.Body.(*bufferedBody); ok && bb.Len() == len(bb.b) {
+			// already in memory (the gate read a form): used as it is
+			if int64(len(bb.b)) > ic.MaxBody {
+				return r, insp.answer(w, pageBodyTooLarge, "")
+			}
+			body = bb.b
+		} else {
+			b, err := readBody(r.Body, r.ContentLength, ic.MaxBody)
+			if err != nil {
+				insp.err = fmt.Errorf("waf: reading the request body: %w", err)
+				return r, insp.answer(w, pageBadRequest, "")
+			}
+			if int64(len(b)) > ic.MaxBody {
+				return r, insp.answer(w, pageBodyTooLarge, "")
+			}
+			body = b
+			r.Body.Close()
+			r2 := *r
+			r2.Body = newBufferedBody(b)
+			r2.ContentLength = int64(len(b))
+			r2.GetBody = func() (io.ReadCloser, error) { return newBufferedBody(b), nil }
+			r = &r2
 		}
-		if int64(len(b)) > ic.MaxBody {
-			return r, insp.answer(w, pageBodyTooLarge, "")
-		}
-		body = b
-		r.Body.Close()
-		r2 := *r
-		r2.Body = io.NopCloser(bytes.NewReader(b))
-		r2.ContentLength = int64(len(b))
-		r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
-		r = &r2
 	}
 	req := &Request{
 		Site: siteKey, Method: r.Method, URI: r.RequestURI, Proto: r.Proto, Host: r.Host,
@@ -234,6 +252,44 @@ func (s *Server) inspect(w http.ResponseWriter, r *http.Request, siteKey string)
 		return r, insp.answer(w, p, "")
 	}
 	return r, insp
+}
+
+// bufferedBody is a request body held in memory (read by the gate's form
+// check or for the inspection). The inspection uses its bytes as they are,
+// so a body is read and buffered once.
+type bufferedBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func newBufferedBody(b []byte) *bufferedBody { return &bufferedBody{Reader: bytes.NewReader(b), b: b} }
+
+// Close implements io.Closer.
+func (*bufferedBody) Close() error { return nil }
+
+// readBody reads at most limit+1 bytes of rc into one buffer sized from
+// the declared length (hint, -1 when unknown), so a body is not copied
+// while it grows.
+func readBody(rc io.Reader, hint, limit int64) ([]byte, error) {
+	n := int64(4 << 10)
+	if hint >= 0 {
+		n = min(hint, limit) + 1
+	}
+	b := make([]byte, 0, n)
+	lr := io.LimitReader(rc, limit+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		m, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 func (insp *inspection) answer(w http.ResponseWriter, p page, _ string) *inspection {
@@ -295,32 +351,67 @@ func (insp *inspection) annotate(ev *detect.Event) {
 		if insp.err != nil {
 			ev.Message = "not inspected (fail open): " + insp.err.Error()
 		}
+		if len(insp.respHits) > 0 {
+			// a request that looked clean got an answer that leaks
+			// (database error, stack trace, system file): reported
+			ev.Verdict.Action = detect.ActionReport
+			ev.Category = "intrusion_detection"
+			ev.Labels = append(ev.Labels, detect.Label{Key: "origin_answered", Value: "true"})
+		}
 	}
 }
 
-// wantResponse reports whether the origin's response should be shown to
-// the engine's ResponseInspector.
+// wantResponse reports whether origin responses should be shown to the
+// engine's ResponseInspector.
 func (s *Server) wantResponse(insp *inspection) (ResponseInspector, bool) {
-	if insp == nil || insp.stopped || len(insp.dec.Matches) == 0 || s.cfg.Inspection.ResponseBytes < 0 {
+	if insp == nil || insp.stopped || insp.req == nil || s.cfg.Inspection.ResponseBytes < 0 {
 		return nil, false
 	}
 	ri, ok := s.cfg.Engine.(ResponseInspector)
 	return ri, ok
 }
 
-// teeWriter keeps the first bytes of a response for a ResponseInspector.
-// It sits under the respWriter, so the proxy's error handler still finds
+// teeWriter keeps the first bytes of a text response for a
+// ResponseInspector; it decides when the head is written (text type, no
+// Content-Encoding, not a cache hit) and otherwise passes through. It
+// sits under the respWriter, so the proxy's error handler still finds
 // its *respWriter.
 type teeWriter struct {
 	http.ResponseWriter
-	max  int
-	code int
-	buf  []byte
+	max     int
+	code    int
+	keep    bool
+	decided bool
+	buf     []byte
+}
+
+var teePool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func (t *teeWriter) decide() {
+	if t.decided {
+		return
+	}
+	t.decided = true
+	h := t.ResponseWriter.Header()
+	if ce := h.Get("Content-Encoding"); ce != "" && ce != "identity" {
+		return // compressed: not decoded here
+	}
+	if !isTextual(h.Get("Content-Type")) {
+		return
+	}
+	for _, cs := range h.Values("Cache-Status") {
+		if strings.Contains(cs, "; hit") {
+			return // served from the cache: inspected when it was fetched
+		}
+	}
+	t.keep = true
+	t.buf = (*teePool.Get().(*[]byte))[:0]
 }
 
 func (t *teeWriter) WriteHeader(code int) {
 	if t.code == 0 && code >= 200 {
 		t.code = code
+		t.decide()
 	}
 	t.ResponseWriter.WriteHeader(code)
 }
@@ -328,8 +419,9 @@ func (t *teeWriter) WriteHeader(code int) {
 func (t *teeWriter) Write(b []byte) (int, error) {
 	if t.code == 0 {
 		t.code = http.StatusOK
+		t.decide()
 	}
-	if room := t.max - len(t.buf); room > 0 {
+	if room := t.max - len(t.buf); t.keep && room > 0 {
 		t.buf = append(t.buf, b[:min(room, len(b))]...)
 	}
 	return t.ResponseWriter.Write(b)
@@ -338,7 +430,7 @@ func (t *teeWriter) Write(b []byte) (int, error) {
 func (t *teeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // responseWriter returns the writer to proxy into: w itself, or a
-// teeWriter when the response is to be inspected.
+// teeWriter when responses are inspected.
 func (s *Server) responseWriter(w http.ResponseWriter, insp *inspection) (http.ResponseWriter, func()) {
 	ri, ok := s.wantResponse(insp)
 	if !ok {
@@ -346,13 +438,19 @@ func (s *Server) responseWriter(w http.ResponseWriter, insp *inspection) (http.R
 	}
 	t := &teeWriter{ResponseWriter: w, max: s.cfg.Inspection.ResponseBytes}
 	return t, func() {
-		if t.code == 0 || !isTextual(w.Header().Get("Content-Type")) {
+		if !t.keep {
 			return
 		}
-		if ce := w.Header().Get("Content-Encoding"); ce != "" && ce != "identity" {
-			return // compressed: not decoded here
+		if len(t.buf) > 0 {
+			req := *insp.req
+			req.Matched = len(insp.dec.Matches) > 0
+			insp.respHits = ri.InspectResponse(&req, t.code, w.Header(), t.buf)
 		}
-		insp.respHits = ri.InspectResponse(insp.req, t.code, w.Header(), t.buf)
+		if cap(t.buf) <= 256<<10 {
+			b := t.buf[:0]
+			teePool.Put(&b)
+		}
+		t.buf = nil
 	}
 }
 

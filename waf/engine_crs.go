@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
@@ -40,7 +42,10 @@ type CRSConfig struct {
 	// Default is the rules profile of sites not listed in Sites.
 	Default SiteRules
 	// Sites holds per-site profiles keyed like Config.Sites (the site's
-	// Host as written in the tenant).
+	// Host as written in the tenant). Keys are normalised to lower-case
+	// A-labels (IDNA lookup rules), so "www.市役所.jp", "WWW.市役所.JP" and
+	// "www.xn--7sto6a74d.jp" name one site (two keys naming one site are
+	// an error); Request.Site is normalised the same way.
 	Sites map[string]SiteRules
 	// Directives are extra SecLang directives loaded after CRS (the
 	// operator's own rules); empty means none.
@@ -98,6 +103,11 @@ type CRSEngine struct {
 	log     *slog.Logger
 	canonOK bool
 	scan    *inspect.Scanner
+	// respClean memoises clean response verdicts by hash.
+	respClean *lru.Cache[uint64, struct{}]
+	respSeed  maphash.Seed
+	// overCount counts bodies with too many unknown pairs (engine_body.go).
+	overCount atomic.Uint64
 }
 
 var (
@@ -151,7 +161,16 @@ func NewCRSEngine(cfg CRSConfig) (*CRSEngine, error) {
 	for _, k := range keys {
 		r := cfg.Sites[k]
 		check("Sites["+strconv.Quote(k)+"]", &r)
-		e.idx[strings.ToLower(k)] = len(e.prof)
+		key, err := normSiteKey(k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("waf: CRSConfig.Sites[%q]: %w", k, err))
+			continue
+		}
+		if _, dup := e.idx[key]; dup {
+			errs = append(errs, fmt.Errorf("waf: CRSConfig.Sites[%q]: the same site as another key (%s)", k, key))
+			continue
+		}
+		e.idx[key] = len(e.prof)
 		e.prof = append(e.prof, r)
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -169,13 +188,16 @@ func NewCRSEngine(cfg CRSConfig) (*CRSEngine, error) {
 		n = DefaultMemoSize
 	}
 	e.memo, _ = lru.New[string, bool](n)
+	e.respClean, _ = lru.New[uint64, struct{}](4096)
+	e.respSeed = maphash.MakeSeed()
 	e.scan = inspect.NewScanner(n)
 	if e.fast {
 		// The fast path evaluates query parameters inside a canonical
 		// request; it is only sound if that request alone is clean.
 		e.canonOK = true
 		for i := range e.prof {
-			if !e.clean(i, "GET", "/", "HTTP/1.1", "localhost", canonHeader) {
+			if !e.clean(i, "GET", "/", "HTTP/1.1", "localhost", canonHeader) ||
+				!e.clean(i, "POST", "/", "HTTP/1.1", "localhost", canonFormHeader) {
 				e.canonOK = false
 			}
 		}
@@ -195,13 +217,20 @@ SecRequestBodyLimit 1073741824
 SecRequestBodyNoFilesLimit 1073741824
 SecRequestBodyInMemoryLimit 1073741824
 SecRequestBodyLimitAction Reject
-SecResponseBodyAccess Off
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain text/html text/xml application/xml application/xhtml+xml application/json
+SecResponseBodyLimit 1048576
+SecResponseBodyLimitAction ProcessPartial
 SecAuditEngine Off
 SecRxPreFilter On
 Include @crs-setup.conf.example
 `)
 	// Binary bodies are kept raw: never parsed as forms (coraza#1628).
 	b.WriteString(`SecRule REQUEST_HEADERS:Content-Type "@rx ^application/octet-stream" "id:9000001,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAW"
+`)
+	// The body fast path's check of the raw REQUEST_BODY rules: the body
+	// is kept raw (no ARGS) when TX:seccloud_rawbody is set.
+	b.WriteString(`SecRule TX:seccloud_rawbody "@eq 1" "id:9000002,phase:1,pass,nolog,t:none,ctl:requestBodyProcessor=RAW"
 `)
 	id := exclRuleBase
 	for i, p := range e.prof {
@@ -227,10 +256,16 @@ Include @crs-setup.conf.example
 	return b.String()
 }
 
-// profile returns the index of site's profile.
+// profile returns the index of site's profile. site is normalised like
+// the keys of CRSConfig.Sites: "WWW.市役所.jp" finds "www.xn--7sto6a74d.jp".
 func (e *CRSEngine) profile(site string) int {
 	if i, ok := e.idx[site]; ok {
 		return i
+	}
+	if k, ok := renormSiteKey(site); ok {
+		if i, ok := e.idx[k]; ok {
+			return i
+		}
 	}
 	return 0
 }
@@ -255,9 +290,9 @@ func (e *CRSEngine) Inspect(ctx context.Context, req *Request) (Decision, error)
 			d.Score += criticalScore
 		}
 	}
-	skip := e.fast && e.canonOK && e.fastClean(pi, req, path, query)
+	skip := e.fast && e.canonOK && (e.fastClean(pi, req, path, query) || e.fastCleanBody(pi, req, path, query))
 	if !skip {
-		m, score, prose, in, err := e.run(pi, req.Method, req.URI, req.Proto, req.Host, req.Header, req.Body, req.Client)
+		m, score, prose, in, err := e.run(pi, req.Method, req.URI, req.Proto, req.Host, req.Header, req.Body, req.Client, false)
 		if err != nil {
 			return Decision{}, err
 		}
@@ -336,7 +371,7 @@ type txState interface {
 
 // run runs Coraza on one request and returns the matched rules with a
 // message, the inbound anomaly score and the interruption.
-func (e *CRSEngine) run(pi int, method, uri, proto, host string, h http.Header, body []byte, client interface{ String() string }) ([]Match, int, int, *types.Interruption, error) {
+func (e *CRSEngine) run(pi int, method, uri, proto, host string, h http.Header, body []byte, client interface{ String() string }, raw bool) ([]Match, int, int, *types.Interruption, error) {
 	p := &e.prof[pi]
 	tx := e.waf.NewTransaction()
 	defer func() {
@@ -350,6 +385,9 @@ func (e *CRSEngine) run(pi int, method, uri, proto, host string, h http.Header, 
 		v.Set("detection_paranoia_level", []string{pl})
 		v.Set("inbound_anomaly_score_threshold", []string{strconv.Itoa(max(p.AnomalyThreshold, 1))})
 		v.Set("seccloud_site", []string{strconv.Itoa(pi)})
+		if raw {
+			v.Set("seccloud_rawbody", []string{"1"})
+		}
 	} else {
 		return nil, 0, 0, nil, errors.New("waf: coraza transaction without variables")
 	}
@@ -420,16 +458,111 @@ func (e *CRSEngine) run(pi int, method, uri, proto, host string, h http.Header, 
 // clean runs Coraza on a synthetic request and reports whether no rule
 // with a message matched and nothing interrupted.
 func (e *CRSEngine) clean(pi int, method, uri, proto, host string, h http.Header) bool {
-	ms, score, _, in, err := e.run(pi, method, uri, proto, host, h, nil, nil)
+	ms, score, _, in, err := e.run(pi, method, uri, proto, host, h, nil, nil, false)
 	return err == nil && len(ms) == 0 && score == 0 && in == nil
 }
 
-// InspectResponse implements ResponseInspector: it looks for database
-// errors, stack traces and system files in the start of a response to a
-// request that matched (the origin answered an attack with data).
+// InspectResponse implements ResponseInspector: CRS's response rules
+// (RESPONSE-95x: SQL, Java, PHP, IIS and Ruby errors, web shells, data
+// leaks; phases 3 and 4) and, unless Plain, our leak patterns (database
+// errors, system files, stack traces) run on the head of a text response,
+// so that an origin that answered with a database error is reported with
+// the CRS ids SOC analysts know. The response rules see the response
+// headers and body after a canonical GET of the same path (the request
+// itself was inspected already). Clean verdicts are memoised by a hash of
+// site, path, status, content type and body, so a page served again
+// (byte-identical) costs one hash.
 func (e *CRSEngine) InspectResponse(req *Request, status int, header http.Header, body []byte) []Match {
-	if e.plain || len(body) == 0 {
+	if len(body) == 0 {
 		return nil
 	}
-	return inspectLeak(body)
+	pi := e.profile(req.Site)
+	path, _, _ := strings.Cut(req.URI, "?")
+	if !strings.HasPrefix(path, "/") {
+		path = "/"
+	}
+	var h maphash.Hash
+	h.SetSeed(e.respSeed)
+	fmt.Fprintf(&h, "%d\x00%s\x00%d\x00%s\x00", pi, path, status, header.Get("Content-Type"))
+	_, _ = h.Write(body)
+	key := h.Sum64()
+	if _, ok := e.respClean.Get(key); ok {
+		return nil
+	}
+	ms, err := e.runResponse(pi, path, status, header, body)
+	if err != nil {
+		e.log.Warn("waf: response rules", "err", err)
+	}
+	if !e.plain {
+		ms = append(ms, inspectLeak(body)...)
+	}
+	if len(ms) == 0 && err == nil {
+		e.respClean.Add(key, struct{}{})
+	}
+	return ms
+}
+
+// runResponse runs CRS's response phases on one response, after a
+// canonical GET of path, and returns the response rules that matched.
+func (e *CRSEngine) runResponse(pi int, path string, status int, header http.Header, body []byte) ([]Match, error) {
+	p := &e.prof[pi]
+	tx := e.waf.NewTransaction()
+	defer func() {
+		tx.ProcessLogging()
+		_ = tx.Close()
+	}()
+	st, ok := tx.(txState)
+	if !ok {
+		return nil, errors.New("waf: coraza transaction without variables")
+	}
+	v := st.Variables().TX()
+	pl := strconv.Itoa(p.ParanoiaLevel)
+	v.Set("blocking_paranoia_level", []string{pl})
+	v.Set("detection_paranoia_level", []string{pl})
+	v.Set("seccloud_site", []string{strconv.Itoa(pi)})
+	// the canonical request must not stop the transaction before the
+	// response phases
+	v.Set("inbound_anomaly_score_threshold", []string{"100000"})
+	tx.ProcessConnection("", 0, "", 0)
+	tx.ProcessURI(path, "GET", "HTTP/1.1")
+	for k, vs := range canonHeader {
+		for _, x := range vs {
+			tx.AddRequestHeader(k, x)
+		}
+	}
+	tx.AddRequestHeader("Host", "localhost")
+	tx.SetServerName("localhost")
+	if in := tx.ProcessRequestHeaders(); in != nil {
+		return nil, nil
+	}
+	if in, err := tx.ProcessRequestBody(); in != nil || err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		for _, x := range vs {
+			tx.AddResponseHeader(k, x)
+		}
+	}
+	tx.ProcessResponseHeaders(status, "HTTP/1.1")
+	if tx.IsResponseBodyAccessible() && tx.IsResponseBodyProcessable() {
+		if _, _, err := tx.WriteResponseBody(body); err != nil {
+			return nil, fmt.Errorf("waf: coraza response body: %w", err)
+		}
+		if _, err := tx.ProcessResponseBody(); err != nil {
+			return nil, fmt.Errorf("waf: coraza response body: %w", err)
+		}
+	}
+	var out []Match
+	for _, mr := range tx.MatchedRules() {
+		id := mr.Rule().ID()
+		if mr.Message() == "" || id < 950000 || id >= 959000 {
+			continue
+		}
+		data := mr.Data()
+		if len(data) > 200 {
+			data = data[:200]
+		}
+		out = append(out, Match{ID: id, Msg: mr.Message(), Data: data, Severity: int(mr.Rule().Severity())})
+	}
+	return out, nil
 }

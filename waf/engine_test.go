@@ -204,3 +204,115 @@ func TestServerInspection(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 }
+
+// TestSiteKeysIDN: per-site engine settings are keyed by the IDNA-
+// normalised host, so the Unicode and punycode forms of a name and any
+// case give the same site.
+func TestSiteKeysIDN(t *testing.T) {
+	e, err := waf.NewCRSEngine(waf.CRSConfig{Sites: map[string]waf.SiteRules{
+		"www.市役所.jp":  {DetectOnly: true},
+		"*.ＢＯＵＳＡＩ.jp": {DetectOnly: true}, // full-width: folded by IDNA mapping
+	}})
+	require.NoError(t, err)
+	sqli := "/?id=1%27%20OR%20%271%27%3D%271"
+	for _, site := range []string{"www.市役所.jp", "www.xn--7sto6a74d.jp", "WWW.XN--7STO6A74D.JP", "WWW.市役所.JP", "www.市役所.jp.", "*.bousai.jp", "*.BOUSAI.jp"} {
+		d := inspectURI(t, e, site, "GET", sqli, nil, nil)
+		assert.Equal(t, waf.Detect, d.Action, site)
+	}
+	for _, site := range []string{"www2.市役所.jp", "www.xn--7sto6a74e.jp", "bousai.jp"} {
+		d := inspectURI(t, e, site, "GET", sqli, nil, nil)
+		assert.Equal(t, waf.Block, d.Action, site)
+	}
+	_, err = waf.NewCRSEngine(waf.CRSConfig{Sites: map[string]waf.SiteRules{"www.市役所.jp": {}, "www.xn--7sto6a74d.jp": {}}})
+	assert.ErrorContains(t, err, "the same site as another key")
+	_, err = waf.NewCRSEngine(waf.CRSConfig{Sites: map[string]waf.SiteRules{"bad host!": {}}})
+	assert.Error(t, err)
+}
+
+// TestResponseRulesCRS: text responses go to CRS's response rules
+// (RESPONSE-95x), so an origin that answers with a database error is
+// reported with CRS ids even when the request looked clean; binary,
+// cache hits and what lies past the inspected head are not scanned.
+func TestResponseRulesCRS(t *testing.T) {
+	e := siteEngine(t)
+	sqlErr := "<html><body><h1>Error</h1><p>You have an error in your SQL syntax; check the manual that corresponds to your MySQL server version for the right syntax to use near ''1'' at line 1</p></body></html>"
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/search":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		case "/download":
+			w.Header().Set("Content-Type", "application/octet-stream")
+		case "/cached":
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Set("Cache-Control", "public, max-age=600")
+		case "/big":
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, strings.Repeat("防災情報のお知らせ。\n", 4000)) // 120 KB before the error
+		case "/ok":
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = io.WriteString(w, "<p>避難所は開設されています。</p>")
+			return
+		}
+		_, _ = io.WriteString(w, sqlErr)
+	}))
+	t.Cleanup(o.Close)
+	rec := &recorder{}
+	dir := directory(t, tenant.Site{Host: siteHost, Origins: []string{o.Listener.Addr().String()}})
+	s := newServer(t, waf.Config{Directory: dir, Sink: rec, Engine: e, Origins: waf.OriginConfig{HealthInterval: -1}})
+	addr := start(t, s, false)
+	c := &http.Client{}
+	responseIDs := func(ev detect.Event) (crs []string, ours bool) {
+		for _, id := range strings.Split(ev.Verdict.Rule, ",") {
+			if strings.HasPrefix(id, "95") && len(id) == 6 {
+				crs = append(crs, id)
+			}
+			if id == "990901" {
+				ours = true
+			}
+		}
+		return crs, ours
+	}
+
+	resp, _ := get(t, c, "GET", addr, siteHost, "/search?q=tokyo")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	ev := rec.wait(t, 1)[0]
+	crs, ours := responseIDs(ev)
+	assert.NotEmpty(t, crs, "CRS response rule ids (951xxx) in %q", ev.Verdict.Rule)
+	for _, id := range crs {
+		assert.True(t, strings.HasPrefix(id, "951"), id)
+	}
+	assert.True(t, ours, "our leak pattern 990901")
+	assert.Equal(t, detect.ActionReport, ev.Verdict.Action)
+	v, _ := ev.Label("origin_answered")
+	assert.Equal(t, "true", v)
+	v, _ = ev.Label("waf_response_leak")
+	assert.Equal(t, "true", v)
+
+	get(t, c, "GET", addr, siteHost, "/download")
+	ev = rec.wait(t, 2)[1]
+	crs, ours = responseIDs(ev)
+	assert.Empty(t, crs, "binary responses are not scanned")
+	assert.False(t, ours)
+
+	get(t, c, "GET", addr, siteHost, "/big")
+	ev = rec.wait(t, 3)[2]
+	crs, ours = responseIDs(ev)
+	assert.Empty(t, crs, "only the head of a response is scanned")
+	assert.False(t, ours)
+
+	get(t, c, "GET", addr, siteHost, "/ok")
+	ev = rec.wait(t, 4)[3]
+	assert.Equal(t, detect.ActionAllow, ev.Verdict.Action)
+	assert.Empty(t, ev.Verdict.Rule)
+
+	get(t, c, "GET", addr, siteHost, "/cached")
+	ev = rec.wait(t, 5)[4]
+	crs, _ = responseIDs(ev)
+	assert.NotEmpty(t, crs, "a miss is scanned")
+	resp, _ = get(t, c, "GET", addr, siteHost, "/cached")
+	require.Contains(t, resp.Header.Get("Cache-Status"), "hit")
+	ev = rec.wait(t, 6)[5]
+	crs, ours = responseIDs(ev)
+	assert.Empty(t, crs, "a cache hit is not scanned again")
+	assert.False(t, ours)
+}

@@ -20,6 +20,11 @@ func (s *Server) setupProtections() error {
 	if s.ddos, err = newDDoS(s.cfg.DDoS, s.cfg.Now); err != nil {
 		errs = append(errs, err)
 	}
+	if !s.cfg.DDoS.NoChallenge {
+		if s.chal, err = newChallenger(&s.cfg.DDoS, s.cfg.Now); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.defSite, err = s.resolveSite(SiteOptions{}, "Config"); err != nil {
 		errs = append(errs, err)
 	}
@@ -117,9 +122,14 @@ type gateResult struct {
 	answered bool   // the gate answered (refused, or served from the cache)
 	release  func() // frees the request's concurrency slot
 	report   *guardDecision
+	// challengePassed: over its fair share, let through by its cookie
+	challengePassed bool
 }
 
 func (g *gateResult) annotate(ev *detect.Event) {
+	if g.challengePassed {
+		ev.Labels = append(ev.Labels, detect.Label{Key: "ddos", Value: "challenge-passed"})
+	}
 	if g.report != nil {
 		ev.Verdict = detect.Verdict{Action: detect.ActionReport, Rule: g.report.rule, Reason: g.report.reason}
 	}
@@ -150,13 +160,27 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, site *tenant.Site,
 				return gateResult{answered: true}
 			}
 		}
-		if release != nil {
-			release()
+		passed := false
+		if v.adaptive && s.chal != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			// the cookie challenge instead of a bare 429 (challenge.go)
+			if passed = s.chal.passed(r, client, site.Host); !passed {
+				release()
+				s.challenge(w, r, site, t, start, client, v)
+				return gateResult{answered: true}
+			}
 		}
-		s.refuse(w, r, site, t, start, &guardDecision{page: pageTooMany, rule: v.rule, reason: v.reason, action: detect.ActionDrop})
-		return gateResult{answered: true}
+		if !passed {
+			if release != nil {
+				release()
+			}
+			s.refuse(w, r, site, t, start, &guardDecision{page: pageTooMany, rule: v.rule, reason: v.reason, action: detect.ActionDrop})
+			return gateResult{answered: true}
+		}
 	}
 	g := gateResult{release: release}
+	if v != nil {
+		g.challengePassed = true
+	}
 	if d := s.checkRequest(r, sc); d != nil {
 		if !sc.opts.Protect.ReportOnly || strings.HasPrefix(d.rule, "waf-limit-") || strings.HasPrefix(d.rule, "waf-bad-") {
 			release()

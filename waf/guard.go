@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -439,7 +438,7 @@ func (s *Server) readForm(r *http.Request, lim *Limits) (url.Values, *guardDecis
 		r.Body = &limitedBody{rc: r.Body, left: lim.MaxBodyBytes}
 		return nil, nil
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, lim.MaxBodyBytes+1))
+	b, err := readBody(r.Body, r.ContentLength, lim.MaxBodyBytes)
 	r.Body.Close()
 	if err != nil {
 		return nil, deny(pageGuardBad, "waf-bad-body", "reading the body: "+err.Error())
@@ -447,9 +446,9 @@ func (s *Server) readForm(r *http.Request, lim *Limits) (url.Values, *guardDecis
 	if int64(len(b)) > lim.MaxBodyBytes {
 		return nil, deny(pageGuardBody, "waf-limit-body", fmt.Sprintf("body longer than %d bytes", lim.MaxBodyBytes))
 	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.Body = newBufferedBody(b)
 	r.ContentLength = int64(len(b))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	r.GetBody = func() (io.ReadCloser, error) { return newBufferedBody(b), nil }
 	v, err := url.ParseQuery(string(b))
 	if err != nil && len(v) == 0 && len(b) > 0 {
 		return nil, deny(pageGuardBad, "waf-bad-body", "form body does not parse: "+err.Error())

@@ -18,6 +18,8 @@ type page struct {
 	ReasonJA string
 	ReasonEN string
 	Ref      string
+	// LinkHref, when set, adds a link (LinkText) under the Japanese text.
+	LinkHref, LinkText string
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -33,7 +35,8 @@ h1{font-size:1.4em;color:#a00}h2{font-size:1.1em;color:#a00}
 <body>
 <h1>{{.TitleJA}}</h1>
 <p>{{.ReasonJA}}</p>
-<p>参照番号: {{.Ref}}（HTTP {{.Status}}）</p>
+{{if .LinkHref}}<p><a href="{{.LinkHref}}">{{.LinkText}}</a></p>
+{{end}}<p>参照番号: {{.Ref}}（HTTP {{.Status}}）</p>
 <div class="en" lang="en">
 <h2>{{.TitleEN}}</h2>
 <p>{{.ReasonEN}}</p>

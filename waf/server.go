@@ -41,6 +41,7 @@ type Server struct {
 	sites        map[string]*siteConfig
 	defSite      *siteConfig
 	ddos         *ddos
+	chal         *challenger // nil: DDoS.NoChallenge
 	geo          CountryLookup
 	geoClose     func() error
 	cache        *cache.Cache

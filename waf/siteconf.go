@@ -101,12 +101,52 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// siteConf returns the resolved options of the site with key host.
+// siteConf returns the resolved options of the site with key host
+// (normalised as normSiteKey does, so a Directory that reports a Unicode
+// or mixed-case host still finds its options).
 func (s *Server) siteConf(host string) *siteConfig {
 	if sc, ok := s.sites[host]; ok {
 		return sc
 	}
+	if k, ok := renormSiteKey(host); ok {
+		if sc, ok := s.sites[k]; ok {
+			return sc
+		}
+	}
 	return s.defSite
+}
+
+// normSiteKey returns the key of a site host: lower-case A-labels
+// without a trailing dot ("ＷＷＷ.市役所.JP", "www.市役所.jp" and
+// "www.xn--7sto6a74d.jp" are one site), "*." kept in front of a
+// wildcard.
+func normSiteKey(h string) (string, error) {
+	rest, wild := strings.CutPrefix(h, "*.")
+	k, err := tenant.NormalizeDomain(rest)
+	if err != nil {
+		return "", err
+	}
+	if wild {
+		k = "*." + k
+	}
+	return k, nil
+}
+
+// renormSiteKey normalises a lookup key that is not already in normal
+// form (has upper-case or non-ASCII characters or a trailing dot); ok is
+// false when h is already normal (or cannot be normalised).
+func renormSiteKey(h string) (string, bool) {
+	normal := !strings.HasSuffix(h, ".")
+	for i := 0; i < len(h) && normal; i++ {
+		if c := h[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			normal = false
+		}
+	}
+	if normal {
+		return "", false
+	}
+	k, err := normSiteKey(h)
+	return k, err == nil && k != h
 }
 
 // Cache defaults of disaster-information sites (tenant.Site.Disaster) for

@@ -172,3 +172,18 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONWalk: JSON bodies are walked in place in document order, also
+// deep and inside strings; a body that is not one JSON value (trailing
+// text) is scanned as text, not read up to its first value.
+func TestJSONWalk(t *testing.T) {
+	ct := http.Header{"Content-Type": {"application/json"}}
+	scan := func(body string) []inspect.Finding {
+		return inspect.Scan(&inspect.Request{Method: "POST", URI: "/api", Header: ct, Body: []byte(body)})
+	}
+	assert.Empty(t, scan(`{"shelters":[{"name":"青葉小学校","lat":38.26,"open":true,"notes":null}]}`))
+	assert.NotEmpty(t, scan(`{"a":{"b":[1,2,{"c":"<script>alert(1)</script>"}]}}`))
+	assert.NotEmpty(t, scan(`{"vars":"{\"q\":\"1' OR '1'='1\"}"}`), "JSON inside a string")
+	assert.NotEmpty(t, scan(`{"a":"ok"} <script>alert(document.cookie)</script>`), "trailing text after the JSON value")
+	assert.NotEmpty(t, scan(`{"$where":"this.a == 1"}`), "keys are values too")
+}

@@ -13,7 +13,6 @@ package inspect
 
 import (
 	"bytes"
-	"encoding/json"
 	"encoding/xml"
 	"io"
 	"mime"
@@ -21,8 +20,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/tidwall/gjson"
 )
 
 // Request is the part of an HTTP request the layer inspects.
@@ -299,40 +300,57 @@ func rawParam(h, name string) string {
 	return v
 }
 
-// jsonValues feeds every key and string (and number) of a JSON document;
+// jsonValues feeds every key and string (and number) of a JSON document
+// in document order, walking it in place (gjson: no tree is built, strings
+// without escapes are not copied) and stopping after maxValues values;
 // false when it is not JSON.
 func jsonValues(b []byte, val func(Where, string, string)) bool {
-	var v any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	s := unsafe.String(unsafe.SliceData(b), len(b))
+	if !gjson.Valid(s) {
 		return false
 	}
-	var walk func(key string, v any, depth int)
-	walk = func(key string, v any, depth int) {
-		if depth > maxJSONDepth {
-			return
-		}
-		switch t := v.(type) {
-		case map[string]any:
-			for k, x := range t {
-				val(InArgName, "", k)
-				walk(k, x, depth+1)
-			}
-		case []any:
-			for _, x := range t {
-				walk(key, x, depth+1)
-			}
-		case string:
-			val(InArg, key, t)
-			if looksJSON([]byte(t)) { // JSON in a string (GraphQL variables, ...)
-				jsonValues([]byte(t), val)
-			}
-		case json.Number:
-			val(InArg, key, t.String())
-		}
+	fed := 0
+	feed := func(w Where, name, v string) bool {
+		val(w, name, v)
+		fed++
+		return fed < maxValues
 	}
-	walk("", v, 0)
+	var walk func(key string, v gjson.Result, depth int) bool
+	walk = func(key string, v gjson.Result, depth int) bool {
+		if depth > maxJSONDepth {
+			return true
+		}
+		switch v.Type {
+		case gjson.JSON:
+			more := true
+			obj := v.IsObject()
+			v.ForEach(func(k, x gjson.Result) bool {
+				name := key
+				if obj {
+					name = k.Str
+					if !feed(InArgName, "", name) {
+						more = false
+						return false
+					}
+				}
+				more = walk(name, x, depth+1)
+				return more
+			})
+			return more
+		case gjson.String:
+			if !feed(InArg, key, v.Str) {
+				return false
+			}
+			if looksJSON([]byte(v.Str)) { // JSON in a string (GraphQL variables, ...)
+				jsonValues([]byte(v.Str), val)
+			}
+			return true
+		case gjson.Number:
+			return feed(InArg, key, v.Raw)
+		}
+		return true
+	}
+	walk("", gjson.Parse(s), 0)
 	return true
 }
 
