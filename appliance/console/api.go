@@ -17,7 +17,10 @@ import (
 func (c *Console) apiRoutes(m *http.ServeMux) {
 	for _, ep := range c.apiEndpoints() {
 		if ep.path == "/api/v1/reports/monthly" && c.cfg.Reports == nil ||
-			strings.HasPrefix(ep.path, "/api/v1/quarantine") && c.cfg.Quarantine == nil {
+			strings.HasPrefix(ep.path, "/api/v1/quarantine") && c.cfg.Quarantine == nil ||
+			strings.HasPrefix(ep.path, "/api/v1/requests") && c.cfg.Requests == nil ||
+			ep.path == "/api/v1/sites" && !c.sitesOn() ||
+			ep.path == "/api/v1/sites/purge" && c.cfg.Purger == nil {
 			continue
 		}
 		m.HandleFunc(ep.method+" "+ep.path, ep.h)
@@ -54,6 +57,14 @@ func (c *Console) apiEndpoints() []endpoint {
 		{"GET", "/api/v1/quarantine/{id}", c.api(c.apiQuarantineItem)},
 		{"POST", "/api/v1/quarantine/{id}/release", c.api(c.apiQuarantineAct("release"))},
 		{"POST", "/api/v1/quarantine/{id}/delete", c.api(c.apiQuarantineAct("delete"))},
+		{"GET", "/api/v1/requests", c.api(c.apiRequests)},
+		{"POST", "/api/v1/requests", c.api(c.apiRequestCreate)},
+		{"GET", "/api/v1/requests/{id}", c.api(c.apiRequest)},
+		{"POST", "/api/v1/requests/{id}/comments", c.api(c.apiRequestComment)},
+		{"POST", "/api/v1/requests/{id}/attachments", c.api(c.apiRequestAttach)},
+		{"GET", "/api/v1/requests/{id}/files/{n}", c.api(c.apiRequestFile)},
+		{"GET", "/api/v1/sites", c.api(c.apiSites)},
+		{"POST", "/api/v1/sites/purge", c.api(c.apiPurge)},
 	}
 }
 
@@ -158,7 +169,7 @@ func (c *Console) apiLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) apiLogout(w http.ResponseWriter, r *http.Request, s *scope) {
-	c.endSession(s.sess.id)
+	c.endSession(s.sess.key)
 	s.audit("logout", s.user(), "success", "api")
 	c.setCookie(w, r, cookieSession, "", -1)
 	w.WriteHeader(http.StatusNoContent)

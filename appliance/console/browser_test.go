@@ -83,7 +83,9 @@ func TestBrowser(t *testing.T) {
 	defer cancelB()
 	// The first Run starts the browser; it must not carry a timeout.
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")))
-	ctx, cancel := context.WithTimeout(bctx, 90*time.Second)
+	// A guard against a hung browser, not a speed check: with -race on a
+	// loaded 2-core machine the whole walk takes a few minutes.
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute)
 	defer cancel()
 
 	base := e.srv.URL
@@ -198,6 +200,48 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#report")), chromedp.WaitVisible(chromedp.CSS("body"))))
 	require.Eventually(t, func() bool { return strings.Contains(tryHTML(), "tenant=aoba format=html") }, 10*time.Second, 100*time.Millisecond)
 
+	// File a settings-change request with an attachment.
+	attach := filepath.Join(t.TempDir(), "除外申請.pdf")
+	pdf := []byte("%PDF-1.4\n% test attachment\n")
+	require.NoError(t, os.WriteFile(attach, pdf, 0o600))
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/requests"),
+		chromedp.WaitVisible(chromedp.CSS("#new-request")),
+		chromedp.SetValue(chromedp.CSS(`#new-request select[name="kind"]`), "change"),
+		chromedp.SendKeys(chromedp.CSS(`#new-request input[name="subject"]`), "WAFの除外設定をお願いします"),
+		chromedp.SendKeys(chromedp.CSS(`#new-request textarea[name="body"]`), "申請フォーム /apply で誤検知が出ています。申請書を添付します。"),
+		chromedp.SetUploadFiles(chromedp.CSS(`#new-request input[type="file"]`), []string{attach}),
+		chromedp.Click(chromedp.CSS("#send-request")),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	))
+	reqID, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#request-id")))
+	require.NoError(t, err)
+	reqID = strings.TrimSpace(reqID)
+	filed, err := e.reqs.Get(reqID)
+	require.NoError(t, err)
+	require.Len(t, filed.Attachments, 1)
+	assert.Equal(t, "除外申請.pdf", filed.Attachments[0].Name)
+	assert.Equal(t, int64(len(pdf)), filed.Attachments[0].Size)
+	assert.Contains(t, html(), "除外申請.pdf")
+	shot("13-request-filed-aoba-admin")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/requests"), chromedp.WaitVisible(chromedp.CSS("#requests"))))
+	assert.Contains(t, html(), reqID)
+	shot("14-requests-aoba-admin")
+	e.waitMails("soc-desk@cloud.example.jp", 1)
+
+	// The site traffic page with its purge button.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/sites"), chromedp.WaitVisible(chromedp.CSS("table.traffic"))))
+	page = html()
+	assert.Contains(t, page, "www.aoba.example.jp")
+	assert.NotContains(t, page, "www.midori.example.jp")
+	shot("15-sites-aoba-admin")
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`form.purge input[value="prefix"]`)),
+		chromedp.Click(chromedp.CSS(`form.purge button`)),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	))
+	assert.Equal(t, []string{"prefix:https://www.aoba.example.jp/"}, e.purge.got())
+
 	// Log out with the button, then the operator sees every tenant.
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(base+"/dashboard"),
@@ -215,8 +259,40 @@ func TestBrowser(t *testing.T) {
 	shot("10-incidents-operator")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/dashboard"), chromedp.WaitVisible(chromedp.CSS("ul.health"))))
 	shot("11-dashboard-operator")
+
+	// The operator sees the request, comments and moves it on.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/requests"),
+		chromedp.WaitVisible(chromedp.CSS("#requests")),
+		chromedp.Click(chromedp.CSS(`a[href="/requests/`+reqID+`"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#comment-form")),
+		chromedp.SendKeys(chromedp.CSS(`#comment-form textarea[name="text"]`), "承知しました。本日17時までに設定します。"),
+		chromedp.SetValue(chromedp.CSS(`#comment-form select[name="status"]`), "in_progress"),
+		chromedp.Click(chromedp.CSS("#send-comment")),
+		chromedp.WaitVisible(chromedp.CSS("p.flash")),
+	))
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#request-status")))
+	require.NoError(t, err)
+	assert.Equal(t, "対応中", strings.TrimSpace(status))
+	shot("16-request-operator-commented")
+	e.waitMails("security@aoba.example.jp", 1)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/lang?to=en&back=/incidents"), chromedp.WaitVisible(chromedp.CSS("#incidents"))))
 	assert.Contains(t, html(), `lang="en"`)
 	shot("12-incidents-operator-en")
+
+	// The tenant sees the operator's comment.
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(base+"/lang?to=ja&back=/dashboard"),
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS("form.login")),
+	))
+	login("aoba-admin")
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/requests/"+reqID), chromedp.WaitVisible(chromedp.CSS("#thread"))))
+	thread, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#thread")))
+	require.NoError(t, err)
+	assert.Contains(t, thread, "承知しました。本日17時までに設定します。")
+	assert.Contains(t, thread, "対応中")
+	shot("17-request-tenant-sees-comment")
 	t.Logf("screenshots in %s", outDir)
 }

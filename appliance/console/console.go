@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ const (
 	DefaultSessionIdle  = 30 * time.Minute
 	DefaultSessionMax   = 12 * time.Hour
 	DefaultEventLimit   = 500
+	DefaultAddrLockout  = 20
 	maxFormBytes        = 64 << 10
 )
 
@@ -89,6 +91,49 @@ type Config struct {
 	// Reports makes the monthly reports; nil leaves the reports pages
 	// and API out (404).
 	Reports Reports
+	// Requests stores inquiries and settings-change requests; nil leaves
+	// the requests pages and API out (404).
+	Requests *Requests
+	// MaxUpload caps the files of one upload to a request; 0 means
+	// DefaultMaxUpload (10 MiB). Larger uploads are refused (413) and
+	// audited.
+	MaxUpload int64
+	// Mailer tells the other side about each filed or updated request; nil
+	// sends no mail.
+	Mailer Mailer
+	// OperatorMail is the operators' address for tenants' request
+	// updates; "" sends them none.
+	OperatorMail string
+	// BaseURL is the console's public URL ("https://soc.example.jp"),
+	// for links in mails; "" leaves links out.
+	BaseURL string
+	// SiteTraffic gives the public sites' daily traffic; Purger empties
+	// the CDN cache. With either set the sites page (/sites) is served;
+	// the purge button and API need Purger.
+	SiteTraffic SiteTraffic
+	Purger      Purger
+	// Counter gives the dashboard's counts from pre-aggregated rollups;
+	// nil counts from Events (every event of the month is read).
+	Counter Counter
+	// SessionsPath is the file where sessions are kept across restarts
+	// (written atomically on login, logout and at most once a minute per
+	// session as it is used); "" keeps them in memory only.
+	SessionsPath string
+	// TrustProxy lists the addresses of reverse proxies in front of the
+	// console: for a request from one of them, the client address (audit
+	// log, login throttling) is the last X-Forwarded-For entry. Empty
+	// means the TCP peer is the client.
+	TrustProxy []netip.Prefix
+	// AddrLockoutAfter is how many failed logins from one client address
+	// (an IPv6 /64) block further logins from it, whatever the account;
+	// 0 means DefaultAddrLockout (20). It unlocks like LockoutAfter, over
+	// LockoutFor.
+	AddrLockoutAfter int
+	// Limiters makes the login lockouts and throttle (LoginLimiter); nil
+	// keeps them in this process's memory. The appliance keeps them in
+	// Redis (cluster.redis) so that an account locked on one node is
+	// locked on every node.
+	Limiters LimiterFactory
 	// Health lists the appliance's components; nil shows none.
 	Health func() []Component
 	// Location is the time zone of "today" and "this month" and of the
@@ -124,14 +169,18 @@ type Config struct {
 type Console struct {
 	cfg     Config
 	log     *slog.Logger
-	fails   *ratelimit.Keyed[string]
-	perAddr *ratelimit.Keyed[string]
-	mux     *http.ServeMux
-	tmpl    *templates
+	fails   LoginLimiter
+	perAddr LoginLimiter
+	// addrFails is the failed-login bucket of each client address.
+	addrFails LoginLimiter
+	mailing   sync.WaitGroup // notification mails being sent
+	mux       *http.ServeMux
+	tmpl      *templates
 
+	saveMu   sync.Mutex // serialises writes of Config.SessionsPath
 	mu       sync.Mutex
-	sessions map[string]*session
-	lastTOTP map[string]int64 // user → last TOTP step used (no replay)
+	sessions map[string]*session // by sessionKey
+	lastTOTP map[string]int64    // user → last TOTP step used (no replay)
 	counts   map[string]countsCache
 }
 
@@ -149,7 +198,8 @@ func New(cfg Config) (*Console, error) {
 		return nil, errors.New("console: Config.Incidents is required")
 	case cfg.Tenants == nil:
 		return nil, errors.New("console: Config.Tenants is required")
-	case cfg.LockoutAfter < 0 || cfg.LockoutFor < 0 || cfg.LoginPerMinute < 0 || cfg.EventLimit < 0:
+	case cfg.LockoutAfter < 0 || cfg.LockoutFor < 0 || cfg.LoginPerMinute < 0 || cfg.EventLimit < 0 ||
+		cfg.MaxUpload < 0 || cfg.AddrLockoutAfter < 0:
 		return nil, errors.New("console: Config: negative limit")
 	}
 	if cfg.LockoutAfter == 0 {
@@ -157,6 +207,12 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.LockoutFor == 0 {
 		cfg.LockoutFor = DefaultLockoutFor
+	}
+	if cfg.MaxUpload == 0 {
+		cfg.MaxUpload = DefaultMaxUpload
+	}
+	if cfg.AddrLockoutAfter == 0 {
+		cfg.AddrLockoutAfter = DefaultAddrLockout
 	}
 	if cfg.LoginPerMinute == 0 {
 		cfg.LoginPerMinute = DefaultLoginPerMin
@@ -184,13 +240,18 @@ func New(cfg Config) (*Console, error) {
 	// A failed login takes a token from the account's bucket; an empty
 	// bucket is a locked account. It refills one try per
 	// LockoutFor/LockoutAfter.
-	c.fails, err = ratelimit.NewKeyed[string](ratelimit.KeyedConfig{
-		Rate: ratelimit.Every(cfg.LockoutFor / time.Duration(cfg.LockoutAfter)), Burst: cfg.LockoutAfter, MaxKeys: 100_000})
+	c.fails, err = c.newLimiter(LimiterLockout, ratelimit.Every(cfg.LockoutFor/time.Duration(cfg.LockoutAfter)), cfg.LockoutAfter)
 	if err != nil {
 		return nil, fmt.Errorf("console: lockout: %w", err)
 	}
-	c.perAddr, err = ratelimit.NewKeyed[string](ratelimit.KeyedConfig{
-		Rate: float64(cfg.LoginPerMinute) / 60, Burst: cfg.LoginPerMinute, MaxKeys: 100_000})
+	c.addrFails, err = c.newLimiter(LimiterAddrLockout, ratelimit.Every(cfg.LockoutFor/time.Duration(cfg.AddrLockoutAfter)), cfg.AddrLockoutAfter)
+	if err != nil {
+		return nil, fmt.Errorf("console: address lockout: %w", err)
+	}
+	if err := c.loadSessions(); err != nil {
+		return nil, err
+	}
+	c.perAddr, err = c.newLimiter(LimiterLoginThrottle, float64(cfg.LoginPerMinute)/60, cfg.LoginPerMinute)
 	if err != nil {
 		return nil, fmt.Errorf("console: login throttle: %w", err)
 	}
@@ -219,11 +280,13 @@ func (c *Console) Handler() http.Handler {
 
 // session is a logged-in browser or API client.
 type session struct {
-	id      string
+	id      string  // the cookie value; known only when the session is made
+	key     string  // SHA-256 of the cookie value: the map and file key
 	acct    Account // Hash and TOTP cleared
 	csrf    string
 	created time.Time
 	seen    time.Time
+	saved   time.Time // seen as last written to Config.SessionsPath
 }
 
 const (
@@ -250,15 +313,17 @@ func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, name, value 
 func (c *Console) newSession(acct Account) *session {
 	acct.Hash, acct.TOTP = "", ""
 	now := c.cfg.Now()
-	s := &session{id: randomToken(), acct: acct, csrf: randomToken(), created: now, seen: now}
+	id := randomToken()
+	s := &session{id: id, key: sessionKey(id), acct: acct, csrf: randomToken(), created: now, seen: now, saved: now}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, old := range c.sessions { // sweep expired sessions
+	for k, old := range c.sessions { // sweep expired sessions
 		if c.expired(old, now) {
-			delete(c.sessions, id)
+			delete(c.sessions, k)
 		}
 	}
-	c.sessions[s.id] = s
+	c.sessions[s.key] = s
+	c.mu.Unlock()
+	c.saveSessions()
 	return s
 }
 
@@ -274,49 +339,95 @@ func (c *Console) sessionOf(r *http.Request) *session {
 		return nil
 	}
 	now := c.cfg.Now()
+	key := sessionKey(ck.Value)
 	c.mu.Lock()
-	s, ok := c.sessions[ck.Value]
-	if ok && c.expired(s, now) {
-		delete(c.sessions, ck.Value)
+	s, ok := c.sessions[key]
+	expired := ok && c.expired(s, now)
+	if expired {
+		delete(c.sessions, key)
 		ok = false
 	}
+	save := expired
 	if ok {
 		s.seen = now
+		if now.Sub(s.saved) >= sessionSaveEvery {
+			s.saved, save = now, true
+		}
 	}
 	c.mu.Unlock()
+	if save {
+		c.saveSessions()
+	}
 	if !ok {
 		return nil
 	}
 	acct, found := c.cfg.Accounts.lookup(s.acct.User)
 	if !found || acct.Tenant != s.acct.Tenant || acct.Role != s.acct.Role {
-		c.endSession(s.id)
+		c.endSession(s.key)
 		return nil
 	}
 	return s
 }
 
-func (c *Console) endSession(id string) {
+func (c *Console) endSession(key string) {
 	c.mu.Lock()
-	delete(c.sessions, id)
+	delete(c.sessions, key)
 	c.mu.Unlock()
+	c.saveSessions()
 }
 
 func sameToken(a, b string) bool {
 	return a != "" && len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// remote is the client address for the audit log and the throttle.
-func remote(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+// remote is the client address for the audit log and the throttle: the
+// TCP peer, or the last X-Forwarded-For entry when the peer is a trusted
+// proxy (Config.TrustProxy).
+func (c *Console) remote(r *http.Request) string {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		host = h
+	}
+	if len(c.cfg.TrustProxy) == 0 {
 		return host
 	}
-	return r.RemoteAddr
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	trusted := false
+	for _, p := range c.cfg.TrustProxy {
+		trusted = trusted || p.Contains(peer.Unmap())
+	}
+	if !trusted {
+		return host
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	if len(xff) == 0 {
+		return host
+	}
+	parts := strings.Split(xff[len(xff)-1], ",")
+	if a, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-1])); err == nil {
+		return a.Unmap().String()
+	}
+	return host
+}
+
+// throttleKey is the key of a client address in the login throttles:
+// the address, or its /64 for IPv6 (one host usually holds a whole /64).
+func throttleKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return addr
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 // audit appends to the audit log; a failing audit log is logged (the
 // action already happened or was refused).
 func (c *Console) audit(r *http.Request, s *session, action, target, outcome, detail string) {
-	e := AuditEntry{Time: c.cfg.Now(), Remote: remote(r), Action: action, Target: target, Outcome: outcome, Detail: detail}
+	e := AuditEntry{Time: c.cfg.Now(), Remote: c.remote(r), Action: action, Target: target, Outcome: outcome, Detail: detail}
 	if s != nil {
 		e.User, e.Role, e.Tenant = s.acct.User, s.acct.Role, s.acct.Tenant
 	}
@@ -329,7 +440,7 @@ func (c *Console) audit(r *http.Request, s *session, action, target, outcome, de
 // (for the page) after auditing the attempt.
 func (c *Console) login(r *http.Request, user, password, code string) (Account, string) {
 	now := c.cfg.Now()
-	addr := remote(r)
+	addr := throttleKey(c.remote(r))
 	user = strings.TrimSpace(strings.ToLower(user))
 	fail := func(reason, detail string) (Account, string) {
 		c.audit(r, &session{acct: Account{User: user}}, "login", user, "failure", detail)
@@ -337,6 +448,9 @@ func (c *Console) login(r *http.Request, user, password, code string) (Account, 
 	}
 	if !c.perAddr.AllowN(now, addr, 1) {
 		return fail("throttled", "too many attempts from this address")
+	}
+	if c.addrFails.Tokens(now, addr) < 1 {
+		return fail("throttled", "address blocked after repeated failed logins")
 	}
 	if c.fails.Tokens(now, user) < 1 {
 		return fail("locked", "account locked after repeated failures")
@@ -356,11 +470,13 @@ func (c *Console) login(r *http.Request, user, password, code string) (Account, 
 		c.mu.Unlock()
 		if step < 0 || replay {
 			c.fails.AllowN(now, user, 1)
+			c.addrFails.AllowN(now, addr, 1)
 			return fail("bad", "wrong, missing or reused TOTP code")
 		}
 	}
 	if !ok {
 		c.fails.AllowN(now, user, 1)
+		c.addrFails.AllowN(now, addr, 1)
 		if c.fails.Tokens(now, user) < 1 {
 			return fail("locked", fmt.Sprintf("wrong password; account locked for %s", c.cfg.LockoutFor))
 		}

@@ -105,9 +105,15 @@ func TestIsolationEveryEndpoint(t *testing.T) {
 	other := e.ids["midori"][0]
 	before, _ := e.inc.Get(other)
 	tok := page.pageCSRF("/dashboard")
+	mreq, err := e.reqs.Create(NewRequest{Tenant: "midori", Kind: KindInquiry, Subject: "みどり町の依頼", By: "midori-admin", Side: "tenant"})
+	require.NoError(t, err)
+	mreq, err = e.reqs.Update(mreq.ID, "midori-admin", "tenant", "", "", []Upload{{Name: "m.txt", Body: strings.NewReader("127.0.2.1")}}, 1<<20)
+	require.NoError(t, err)
 
 	gets := []string{"/incidents/" + other, "/incidents?tenant=midori", "/events?tenant=midori", "/tenants/midori",
-		"/api/v1/incidents/" + other, "/api/v1/incidents?tenant=midori", "/api/v1/events?tenant=midori", "/api/v1/tenants/midori"}
+		"/api/v1/incidents/" + other, "/api/v1/incidents?tenant=midori", "/api/v1/events?tenant=midori", "/api/v1/tenants/midori",
+		"/requests/" + mreq.ID, "/requests/" + mreq.ID + "/files/1", "/requests?tenant=midori", "/sites?tenant=midori",
+		"/api/v1/requests/" + mreq.ID, "/api/v1/requests/" + mreq.ID + "/files/1", "/api/v1/requests?tenant=midori", "/api/v1/sites?tenant=midori"}
 	for _, p := range gets {
 		cl := page
 		if strings.HasPrefix(p, "/api/") {
@@ -125,6 +131,9 @@ func TestIsolationEveryEndpoint(t *testing.T) {
 		{"/incidents/" + other + "/ack", url.Values{"csrf": {tok}}},
 		{"/incidents/" + other + "/records", url.Values{"csrf": {tok}, "kind": {"note"}, "text": {"x"}}},
 		{"/incidents/" + other + "/state", url.Values{"csrf": {tok}, "state": {"resolved"}}},
+		{"/requests/" + mreq.ID + "/comments", url.Values{"csrf": {tok}, "text": {"x"}}},
+		{"/requests", url.Values{"csrf": {tok}, "tenant": {"midori"}, "kind": {"inquiry"}, "subject": {"x"}}},
+		{"/sites/purge", url.Values{"csrf": {tok}, "url": {"https://www.midori.example.jp/"}, "mode": {"prefix"}}},
 	}
 	for _, p := range posts {
 		code, _, _ := page.postForm(p.path, p.form)
@@ -137,12 +146,19 @@ func TestIsolationEveryEndpoint(t *testing.T) {
 		{"/api/v1/incidents/" + other + "/ack", map[string]string{}},
 		{"/api/v1/incidents/" + other + "/records", map[string]string{"kind": "note", "text": "x"}},
 		{"/api/v1/incidents/" + other + "/state", map[string]string{"state": "resolved"}},
+		{"/api/v1/requests/" + mreq.ID + "/comments", map[string]string{"text": "x"}},
+		{"/api/v1/requests", RequestInput{Tenant: "midori", Kind: KindInquiry, Subject: "x"}},
+		{"/api/v1/sites/purge", map[string]any{"url": "https://www.midori.example.jp/", "prefix": true}},
 	}
 	for _, p := range apiPosts {
 		code, _ := api.api("POST", p.path, p.body)
 		assert.Equal(t, http.StatusNotFound, code, p.path)
 	}
 	after, _ := e.inc.Get(other)
+	got, _ := e.reqs.Get(mreq.ID)
+	assert.Len(t, got.Comments, len(mreq.Comments), "nothing added to the other tenant's request")
+	assert.Len(t, e.reqs.List("midori"), 1, "nothing filed for the other tenant")
+	assert.Empty(t, e.purge.got(), "the other tenant's cache untouched")
 	assert.Equal(t, before.State, after.State)
 	assert.Equal(t, len(before.Timeline), len(after.Timeline), "nothing recorded on the other tenant's incident")
 
@@ -158,6 +174,10 @@ func TestIsolationEveryEndpoint(t *testing.T) {
 	_, b = api.get("/api/v1/events")
 	assert.NotContains(t, b, "midori")
 	_, b = api.get("/api/v1/tenants")
+	assert.NotContains(t, b, "midori")
+	_, b = api.get("/api/v1/requests")
+	assert.NotContains(t, b, "midori")
+	_, b = api.get("/api/v1/sites")
 	assert.NotContains(t, b, "midori")
 	code, _ = api.get("/api/v1/audit")
 	assert.Equal(t, http.StatusForbidden, code, "the audit log is the operators'")

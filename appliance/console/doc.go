@@ -18,6 +18,14 @@
 // only through it; another tenant's id answers 404 exactly like an id that
 // does not exist, and is audited.
 //
+// Tenants file inquiries and settings-change requests (Requests) with
+// file attachments and a comment thread; each update is mailed to the
+// other side (Mailer, SMTPMailer). Each tenant's public sites show their
+// daily traffic (SiteTraffic) and a cache purge button (Purger); the
+// dashboard counts from rollups (Counter) when given. Sessions survive a
+// restart with Config.SessionsPath; failed logins lock the account and,
+// separately, the client address.
+//
 //	accts, _ := console.OpenAccounts(console.AccountsConfig{Path: "/var/lib/seccloud/console/accounts.json"})
 //	audit, _ := console.OpenAudit("/var/lib/seccloud/console/audit.jsonl")
 //	c, err := console.New(console.Config{Accounts: accts, Audit: audit,

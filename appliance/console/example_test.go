@@ -38,3 +38,20 @@ func Example() {
 	fmt.Println(res.Status)
 	// Output: 200 OK
 }
+
+// Requests keep inquiries and settings-change requests on disk; files
+// are stored under numbers and their names checked with CleanFileName.
+func ExampleRequests() {
+	dir, _ := os.MkdirTemp("", "requests-example")
+	defer os.RemoveAll(dir)
+	rs, _ := console.OpenRequests(console.RequestsConfig{Dir: dir})
+	r, _ := rs.Create(console.NewRequest{Tenant: "aoba", Kind: console.KindChange, Subject: "WAF の除外設定", By: "aoba-admin", Side: "tenant"})
+	r, _ = rs.Update(r.ID, "soc", "operator", "承知しました", console.StatusInProgress,
+		[]console.Upload{{Name: "手順書.pdf", Body: strings.NewReader("%PDF-1.4")}}, 10<<20)
+	fmt.Println(r.Status, len(r.Comments), r.Attachments[0].Name, r.Attachments[0].Size)
+	_, err := console.CleanFileName("../../etc/passwd")
+	fmt.Println(err)
+	// Output:
+	// in_progress 1 手順書.pdf 8
+	// console: unacceptable file name: contains a path
+}

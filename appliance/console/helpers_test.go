@@ -22,6 +22,7 @@ import (
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/detect/incident"
+	"github.com/jichitai/seccloud/detect/notify/notifytest"
 	"github.com/jichitai/seccloud/detect/rules"
 	"github.com/jichitai/seccloud/detect/store"
 	"github.com/jichitai/seccloud/tenant"
@@ -44,6 +45,10 @@ type env struct {
 	audit *Audit
 	ids   map[string][]string // tenant → incident ids
 	quar  *memQuarantine
+	reqs  *Requests
+	sink  *notifytest.SMTPSink
+	purge *fakePurger
+	dir   string
 }
 
 func testTenants(t testing.TB) *tenant.Live {
@@ -54,6 +59,7 @@ func testTenants(t testing.TB) *tenant.Live {
 			Contacts: []tenant.Contact{{Name: "あおば市 情報政策課", Email: "security@aoba.example.jp", Phone: "+81-59-000-0001"}}},
 		{ID: "midori", Name: "みどり町", NameEN: "Midori Town", Networks: []netip.Prefix{netip.MustParsePrefix("127.0.2.0/24")},
 			MailDomains: []string{"midori.example.jp"}, EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+			Sites:    []tenant.Site{{Host: "www.midori.example.jp", Origins: []string{"http://127.0.2.80:8080"}}},
 			Contacts: []tenant.Contact{{Name: "みどり町 総務課", Email: "soumu@midori.example.jp"}}},
 	}, tenant.Options{})
 	require.NoError(t, err)
@@ -74,7 +80,7 @@ func testRule(t testing.TB, id, title string, success bool) *rules.Rule {
 func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, ids: map[string][]string{}}
+	e := &env{t: t, ids: map[string][]string{}, dir: dir}
 	var err error
 	e.inc, err = incident.Open(incident.Config{Dir: filepath.Join(dir, "incidents"), NoSync: true})
 	require.NoError(t, err)
@@ -115,7 +121,17 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	require.NoError(t, e.st.WriteEvents(context.Background(), evs))
 
 	e.quar = newMemQuarantine()
-	cfg := Config{Quarantine: e.quar, Accounts: e.acc, Audit: e.audit, Incidents: e.inc, Tenants: testTenants(t), Events: e.st, Reports: fakeReports{},
+	e.reqs, err = OpenRequests(RequestsConfig{Dir: filepath.Join(dir, "requests")})
+	require.NoError(t, err)
+	e.sink, err = notifytest.NewSMTPSink(nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.sink.Close() })
+	e.purge = &fakePurger{}
+	cfg := Config{Requests: e.reqs, Mailer: &SMTPMailer{Addr: e.sink.Addr, From: "soc@cloud.example.jp"},
+		OperatorMail: "soc-desk@cloud.example.jp", BaseURL: "https://console.example.jp",
+		SiteTraffic: fakeTraffic{}, Purger: e.purge, MaxUpload: 1 << 20,
+		SessionsPath: filepath.Join(dir, SessionsFile),
+		Quarantine:   e.quar, Accounts: e.acc, Audit: e.audit, Incidents: e.inc, Tenants: testTenants(t), Events: e.st, Reports: fakeReports{},
 		Health: func() []Component {
 			return []Component{{Name: "function/proxy", Status: "up", OK: true}, {Name: "function/dns", Status: "up", OK: true}}
 		}}
@@ -126,7 +142,62 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 	require.NoError(t, err)
 	e.srv = httptest.NewServer(e.c.Handler())
 	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.c.mailing.Wait)
 	return e
+}
+
+// fakeTraffic stands in for detect/report's rollups: each site of a
+// tenant has, on the day d days before today, 1000+d requests, a
+// tenth of them cache hits, and d attacks (site names as given).
+type fakeTraffic struct{}
+
+func (fakeTraffic) SiteDays(tenantID string, days []time.Time) ([]SiteDay, error) {
+	hosts := map[string]string{"aoba": "www.aoba.example.jp", "midori": "www.midori.example.jp"}
+	var out []SiteDay
+	for i, d := range days {
+		n := int64(1000 + i)
+		out = append(out, SiteDay{Site: hosts[tenantID], Day: d.Format("2006-01-02"), Requests: n, Bytes: n * 2048, CacheHits: n / 10, Attacks: int64(i)})
+	}
+	return out, nil
+}
+
+// fakePurger records the purges it is asked for.
+type fakePurger struct {
+	mu   sync.Mutex
+	urls []string // "url:" or "prefix:" + target
+}
+
+func (p *fakePurger) Purge(u string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.urls = append(p.urls, "url:"+u)
+	return 1, nil
+}
+
+func (p *fakePurger) PurgePrefix(u string) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.urls = append(p.urls, "prefix:"+u)
+	return 3, nil
+}
+
+func (p *fakePurger) got() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.urls...)
+}
+
+// mailsTo returns the sink's mails to addr.
+func (e *env) mailsTo(addr string) []notifytest.Mail {
+	var out []notifytest.Mail
+	for _, m := range e.sink.Mails() {
+		for _, to := range m.To {
+			if to == addr {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 // client is a browser-like HTTP client with a cookie jar that does not

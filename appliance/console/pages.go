@@ -46,6 +46,7 @@ type page struct {
 	Lang, Title, Nav, Path, CSRF, Flash, Error string
 	User                                       *Account
 	Operator, Reports, Quarantine              bool
+	Requests, Sites                            bool
 	D                                          any
 
 	loc   *time.Location
@@ -57,7 +58,16 @@ func (p *page) Sev(s detect.Severity) string  { return severityLabel(p.Lang, s) 
 func (p *page) State(s incident.State) string { return stateLabel(p.Lang, s) }
 func (p *page) Reason(r string) string        { return reasonLabel(p.Lang, r) }
 func (p *page) Kind(k string) string          { return kindLabel(p.Lang, k) }
-func (p *page) RoleLabel() string             { return p.T("role." + string(p.User.Role)) }
+func (p *page) Status(s RequestStatus) string { return tr(p.Lang, "status."+string(s)) }
+func (p *page) RKind(k RequestKind) string    { return tr(p.Lang, "kind."+string(k)) }
+func (p *page) Bytes(n int64) string          { return humanBytes(n) }
+func (p *page) Ratio(d SiteDay) string {
+	if d.Requests == 0 {
+		return "–"
+	}
+	return strconv.FormatFloat(100*d.CacheHitRatio(), 'f', 1, 64) + "%"
+}
+func (p *page) RoleLabel() string { return p.T("role." + string(p.User.Role)) }
 func (p *page) Time(t any) string {
 	var tm time.Time
 	switch v := t.(type) {
@@ -89,7 +99,7 @@ func (p *page) TName(id string) string {
 func (c *Console) newPage(r *http.Request, s *scope, title, nav string, d any) *page {
 	l := lang(r)
 	p := &page{Lang: l, Title: tr(l, title), Nav: nav, Path: r.URL.RequestURI(), D: d, loc: c.cfg.Location,
-		Reports: c.cfg.Reports != nil, Quarantine: c.cfg.Quarantine != nil}
+		Reports: c.cfg.Reports != nil, Quarantine: c.cfg.Quarantine != nil, Requests: c.cfg.Requests != nil, Sites: c.sitesOn()}
 	if s != nil {
 		acct := s.sess.acct
 		p.User, p.CSRF, p.Operator = &acct, s.sess.csrf, s.operator()
@@ -188,6 +198,19 @@ func (c *Console) routes() {
 		m.HandleFunc("POST /quarantine/{id}/release", c.page(c.quarantinePost("release")))
 		m.HandleFunc("POST /quarantine/{id}/delete", c.page(c.quarantinePost("delete")))
 	}
+	if c.cfg.Requests != nil {
+		m.HandleFunc("GET /requests", c.page(c.requestsPage))
+		m.HandleFunc("POST /requests", c.uploadPage(c.requestCreatePost))
+		m.HandleFunc("GET /requests/{id}", c.page(c.requestPage))
+		m.HandleFunc("POST /requests/{id}/comments", c.uploadPage(c.requestCommentPost))
+		m.HandleFunc("GET /requests/{id}/files/{n}", c.page(c.requestFile))
+	}
+	if c.sitesOn() {
+		m.HandleFunc("GET /sites", c.page(c.sitesPage))
+	}
+	if c.cfg.Purger != nil {
+		m.HandleFunc("POST /sites/purge", c.page(c.purgePost))
+	}
 	if c.cfg.Reports != nil {
 		m.HandleFunc("GET /reports", c.page(c.reportsPage))
 		m.HandleFunc("GET /reports/monthly", c.page(c.reportDownload))
@@ -262,7 +285,7 @@ func (c *Console) loginPost(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *scope) {
-	c.endSession(s.sess.id)
+	c.endSession(s.sess.key)
 	s.audit("logout", s.user(), "success", "")
 	c.setCookie(w, r, cookieSession, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -509,4 +532,20 @@ func parsePositive(s string) (int, error) {
 		err = errors.New("not positive")
 	}
 	return n, err
+}
+
+func (c *Console) sitesOn() bool { return c.cfg.SiteTraffic != nil || c.cfg.Purger != nil }
+
+// humanBytes shows a byte count with a binary unit.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64) + " " + string("KMGTP"[exp]) + "iB"
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/detect/incident"
@@ -246,4 +249,209 @@ func (s *scope) tenantName(id string, en bool) string {
 		}
 	}
 	return id
+}
+
+// side is "operator" for operators and "tenant" for tenant accounts: who
+// gets told about an update of a request.
+func (s *scope) side() string {
+	if s.operator() {
+		return "operator"
+	}
+	return "tenant"
+}
+
+// requestsOn returns the request store or ErrNotFound when requests are
+// off.
+func (s *scope) requestsOn(action string) (*Requests, error) {
+	if s.c.cfg.Requests == nil {
+		return nil, s.deny(action, "requests", fmt.Errorf("%w: requests are off", ErrNotFound))
+	}
+	return s.c.cfg.Requests, nil
+}
+
+// requests lists the requests within the scope.
+func (s *scope) requests(requested string) ([]Request, error) {
+	rs, err := s.requestsOn("request.list")
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.tenantFilter("request.list", requested)
+	if err != nil {
+		return nil, err
+	}
+	list := rs.List(t)
+	out := list[:0]
+	for _, r := range list {
+		if s.covers(r.Tenant) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// request returns one request within the scope; another tenant's is
+// ErrNotFound.
+func (s *scope) request(action, id string) (Request, error) {
+	rs, err := s.requestsOn(action)
+	if err != nil {
+		return Request{}, err
+	}
+	r, err := rs.Get(id)
+	if err != nil || !s.covers(r.Tenant) {
+		return Request{}, s.deny(action, "request:"+id, fmt.Errorf("%w: request %s", ErrNotFound, id))
+	}
+	return r, nil
+}
+
+// fileRequest files a request for tenantID ("" = the account's own
+// tenant; an operator must name one) with its first files.
+func (s *scope) fileRequest(tenantID string, n NewRequest, files []Upload) (Request, error) {
+	rs, err := s.requestsOn("request.create")
+	if err != nil {
+		return Request{}, err
+	}
+	if tenantID == "" {
+		tenantID = s.ownTenant()
+	}
+	if _, err := s.tenant(tenantID); err != nil {
+		return Request{}, err
+	}
+	if !s.canAct() {
+		return Request{}, s.deny("request.create", "tenant:"+tenantID, fmt.Errorf("%w: %s", ErrForbidden, s.sess.acct.Role))
+	}
+	n.Tenant, n.By, n.Side = tenantID, s.user(), s.side()
+	r, err := rs.Create(n)
+	if err != nil {
+		s.audit("request.create", "tenant:"+tenantID, "failure", err.Error())
+		return Request{}, err
+	}
+	s.audit("request.create", "request:"+r.ID, "success", string(r.Kind)+" "+clip(r.Subject))
+	if len(files) > 0 {
+		if r, err = s.updateRequest(r.ID, "", "", files, true); err != nil {
+			return r, err
+		}
+		return r, nil
+	}
+	s.c.notifyRequest(s, r, "created")
+	return r, nil
+}
+
+// updateRequest adds a comment, a status change (operators only) and
+// files to a request within the scope.
+func (s *scope) updateRequest(id, text string, status RequestStatus, files []Upload, created bool) (Request, error) {
+	action := "request.comment"
+	if _, err := s.request(action, id); err != nil {
+		return Request{}, err
+	}
+	if !s.canAct() {
+		return Request{}, s.deny(action, "request:"+id, fmt.Errorf("%w: %s", ErrForbidden, s.sess.acct.Role))
+	}
+	if status != "" && !s.operator() {
+		return Request{}, s.deny("request.status", "request:"+id, fmt.Errorf("%w: only operators change the status", ErrForbidden))
+	}
+	r, err := s.c.cfg.Requests.Update(id, s.user(), s.side(), text, status, files, s.c.cfg.MaxUpload)
+	if err != nil {
+		outcome := "failure"
+		if errors.Is(err, ErrBadFileName) || errors.Is(err, ErrTooLarge) {
+			outcome = "denied"
+		}
+		s.audit(action, "request:"+id, outcome, err.Error())
+		return Request{}, err
+	}
+	detail := clip(text)
+	if status != "" {
+		detail = "status " + string(status) + " " + detail
+	}
+	for _, f := range files {
+		detail += fmt.Sprintf(" file %q", f.Name)
+	}
+	s.audit(action, "request:"+id, "success", detail)
+	what := "updated"
+	if created {
+		what = "created"
+	}
+	s.c.notifyRequest(s, r, what)
+	return r, nil
+}
+
+// attachment opens file n of request id within the scope.
+func (s *scope) attachment(id, n string) (*os.File, Attachment, error) {
+	if _, err := s.request("request.download", id); err != nil {
+		return nil, Attachment{}, err
+	}
+	num, err := strconv.Atoi(n)
+	var f *os.File
+	var a Attachment
+	if err == nil && num > 0 && strconv.Itoa(num) == n {
+		f, a, err = s.c.cfg.Requests.Open(id, num)
+	} else {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, Attachment{}, s.deny("request.download", "request:"+id+"/"+clip(n), fmt.Errorf("%w: attachment %q", ErrNotFound, n))
+	}
+	s.audit("request.download", "request:"+id+"/"+n, "success", a.Name)
+	return f, a, nil
+}
+
+// siteTenants returns the tenants in the scope that have public sites,
+// narrowed to requested ("" = all the scope covers).
+func (s *scope) siteTenants(requested string) ([]*tenant.Tenant, error) {
+	t, err := s.tenantFilter("site.view", requested)
+	if err != nil {
+		return nil, err
+	}
+	var out []*tenant.Tenant
+	for _, tn := range s.tenants() {
+		if (t == "" || tn.ID == t) && len(tn.Sites) > 0 {
+			out = append(out, tn)
+		}
+	}
+	return out, nil
+}
+
+// purge removes cached responses of one of the scope's sites: target is
+// a URL ("https://host/path", or "host/path" for both schemes); with
+// prefix every URL under it. The host must be a site of a tenant in the
+// scope (a wildcard site covers one label), else ErrNotFound.
+func (s *scope) purge(target string, prefix bool) (int, string, error) {
+	key, host, err := purgeTarget(target, prefix)
+	if err != nil {
+		return 0, "", s.deny("site.purge", "url:"+clip(target), err)
+	}
+	snap := s.c.cfg.Tenants.Load()
+	var owner string
+	if snap != nil {
+		if _, t, ok := snap.BySite(host); ok {
+			owner = t.ID
+		}
+	}
+	if owner == "" || !s.covers(owner) {
+		return 0, "", s.deny("site.purge", "site:"+host, fmt.Errorf("%w: site %s", ErrNotFound, host))
+	}
+	if !s.canAct() {
+		return 0, "", s.deny("site.purge", "site:"+host, fmt.Errorf("%w: %s", ErrForbidden, s.sess.acct.Role))
+	}
+	var n int
+	if prefix {
+		n, err = s.c.cfg.Purger.PurgePrefix(key)
+	} else {
+		n, err = s.c.cfg.Purger.Purge(key)
+	}
+	mode := "url"
+	if prefix {
+		mode = "prefix"
+	}
+	s.result("site.purge", "site:"+host, err, fmt.Sprintf("%s %s: %d removed", mode, key, n))
+	return n, key, err
+}
+
+func clip(s string) string {
+	if len(s) > 120 {
+		s = s[:120]
+		for !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
 }
