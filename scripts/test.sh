@@ -14,7 +14,12 @@ need=(
   ip:iproute2
   tc:iproute2
   curl:curl
+  dig:dnsutils
+  swaks:swaks
   clamd:clamav-daemon
+  rspamd:rspamd
+  7zz:7zip
+  lsar:unar
   chromium:chromium
 )
 missing=()

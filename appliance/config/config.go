@@ -251,6 +251,10 @@ type DNS struct {
 	// from when Upstreams is empty; empty means no recursion (the
 	// appliance never uses a built-in root list).
 	RootHints []string `yaml:"root_hints"`
+	// FetchesPerZone caps the queries outstanding at once for one zone
+	// (recursion) or one registered domain (forwarding): random-subdomain
+	// flood defence; 0 means 200, negative means no limit.
+	FetchesPerZone int `yaml:"fetches_per_zone"`
 	// SinkholeA and SinkholeAAAA answer names on the intel list or an RPZ
 	// (a warning page); unset means 0.0.0.0 and ::.
 	SinkholeA    netip.Addr `yaml:"sinkhole_a"`
@@ -346,6 +350,18 @@ type Proxy struct {
 	// Breakout configures the SaaS local breakout line (the apps a
 	// tenant's policy.breakout names).
 	Breakout ProxyBreakout `yaml:"breakout"`
+	// GlobalBandwidthMbps is the internet line's capacity, shared fairly
+	// among the busy tenants by tenants[].bandwidth_mbps.weight, on top
+	// of each tenant's own caps. Zero: not shared.
+	GlobalBandwidthMbps ProxyGlobalBandwidth `yaml:"global_bandwidth_mbps"`
+}
+
+// ProxyGlobalBandwidth is the line's capacity in Mbit/s per direction.
+type ProxyGlobalBandwidth struct {
+	// Up is tenants → internet; 0 shares nothing.
+	Up int `yaml:"up"`
+	// Down is internet → tenants; 0 shares nothing.
+	Down int `yaml:"down"`
 }
 
 // ProxyBreakout configures the SaaS local breakout line.
@@ -430,12 +446,68 @@ type Mail struct {
 	// socket path (contains '/'). Empty = no virus scan. When set and
 	// clamd is down, mail is deferred (4xx), never passed unscanned.
 	Clamd string `yaml:"clamd"`
+	// Rspamd scores inbound mail with an rspamd daemon instead of the
+	// built-in scorer (mailrelay/rspamd). Off when its URL is empty.
+	Rspamd MailRspamd `yaml:"rspamd"`
 	// Quarantine configures the quarantine store in <data_dir>/quarantine.
 	Quarantine MailQuarantine `yaml:"quarantine"`
 	// Policy is the cloud-wide content policy.
 	Policy MailPolicy `yaml:"policy"`
 	// TenantPolicies override Policy for single tenants.
 	TenantPolicies []MailTenantPolicy `yaml:"tenant_policies"`
+	// Auth is the sender authentication (SPF, DKIM, DMARC) of inbound
+	// mail. Default off.
+	Auth MailAuth `yaml:"auth"`
+	// DKIM are the signing keys of tenant mail domains: outbound mail
+	// whose From: domain is a key's domain (or a subdomain of it) is
+	// DKIM-signed. Empty = no signing.
+	DKIM []MailDKIM `yaml:"dkim"`
+}
+
+// MailDKIM is one DKIM signing key of a tenant mail domain.
+type MailDKIM struct {
+	// Domain is a mail domain of a tenant (tenants[].mail_domains).
+	Domain string `yaml:"domain"`
+	// Selector names the key in DNS: <selector>._domainkey.<domain>.
+	Selector string `yaml:"selector"`
+	// KeyFile is the PEM private key (PKCS#8 RSA or Ed25519, or PKCS#1
+	// RSA), relative to the config file's folder. A missing file is
+	// created at start (RSA 2048, mode 0600) and the TXT record to
+	// publish is logged and written beside it as <key_file>.txt.
+	KeyFile string `yaml:"key_file"`
+}
+
+// MailAuth configures sender authentication of inbound mail: results in
+// an Authentication-Results header on delivered mail; DMARC p=reject
+// failures and unauthenticated mail claiming a tenant's own domain are
+// refused (550), p=quarantine failures quarantined.
+type MailAuth struct {
+	// Enabled turns the checks on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Resolver (host:port, UDP and TCP) answers the checks' SPF, DKIM and
+	// DMARC lookups; empty means the system resolver.
+	Resolver string `yaml:"resolver"`
+}
+
+// MailRspamd configures rspamd as the spam scorer of inbound mail.
+type MailRspamd struct {
+	// URL of rspamd's normal worker or proxy, e.g.
+	// "http://127.0.0.1:11333"; empty = rspamd off.
+	URL string `yaml:"url"`
+	// Timeout bounds one scan; 0 = 15s.
+	Timeout Duration `yaml:"timeout"`
+	// OnError is what happens to mail rspamd gives no answer for:
+	// "tempfail" (default: 4xx, the sender retries), "allow" (delivered
+	// unscored) or "builtin" (scored by the built-in scorer; needs
+	// mail.spam).
+	OnError string `yaml:"on_error"`
+	// Actions uses rspamd's action (under the tenant's rspamd settings)
+	// instead of comparing its score with the spam levels. Default false.
+	Actions bool `yaml:"actions"`
+	// TenantSettings sends each tenant's id as rspamd Settings-ID, so
+	// per-tenant settings in rspamd (`id = "<tenant id>"`) apply to that
+	// tenant's recipients. Default false.
+	TenantSettings bool `yaml:"tenant_settings"`
 }
 
 // MailDNSBL is one DNS block list.
@@ -570,6 +642,12 @@ type Cluster struct {
 	// Stream is the JetStream stream, created when missing. Default
 	// SECCLOUD_EVENTS.
 	Stream string `yaml:"stream"`
+	// Redis is a Redis server (host:port, or a redis:// or rediss:// URL)
+	// where the nodes share their rate limits: the console's login
+	// lockouts and throttle, and the WAF's per-client request rate. Any
+	// role. Empty keeps every limit in the node's memory. Redis down:
+	// each node falls back to its own limits and reports it (health).
+	Redis string `yaml:"redis"`
 }
 
 // BackupDir is Backup.Dir resolved against the config file's directory.

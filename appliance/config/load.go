@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/net/idna"
 
 	"github.com/jichitai/seccloud/tenant"
 )
@@ -260,6 +261,29 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 			d.at(root, "mail.smarthost", "%v", err)
 		}
 	}
+	if c.Mail.Auth.Resolver != "" {
+		if err := checkHostPort(c.Mail.Auth.Resolver); err != nil {
+			d.at(root, "mail.auth.resolver", "%v", err)
+		}
+	}
+	if r := c.Mail.Rspamd; r.URL != "" {
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.at(root, "mail.rspamd.url", "want an http(s) URL, found %q", r.URL)
+		}
+		switch r.OnError {
+		case "", "tempfail", "allow":
+		case "builtin":
+			if !c.Mail.Spam {
+				d.at(root, "mail.rspamd.on_error", "builtin needs mail.spam: true")
+			}
+		default:
+			d.at(root, "mail.rspamd.on_error", "want tempfail, allow or builtin, found %q", r.OnError)
+		}
+		if r.Timeout < 0 {
+			d.at(root, "mail.rspamd.timeout", "negative duration")
+		}
+	}
+	c.validateDKIM(d, root)
 	if c.Notify.SMTP != "" {
 		if err := checkHostPort(c.Notify.SMTP); err != nil {
 			d.at(root, "notify.smtp", "%v", err)
@@ -348,6 +372,11 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	if c.Cluster.Node == "" {
 		c.Cluster.Node, _ = os.Hostname()
 	}
+	if r := c.Cluster.Redis; r != "" && !strings.HasPrefix(r, "redis://") && !strings.HasPrefix(r, "rediss://") {
+		if err := checkHostPort(r); err != nil {
+			d.at(root, "cluster.redis", "want host:port or a redis:// URL: %v", err)
+		}
+	}
 	if c.Backup.Dir != "" {
 		data, _ := filepath.Abs(c.Path(c.DataDir))
 		dst, _ := filepath.Abs(c.Path(c.Backup.Dir))
@@ -358,6 +387,51 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 }
 
 // checkHostPort checks a host:port address with a numeric port.
+// validateDKIM checks mail.dkim: each key names a tenant's mail domain
+// (or a subdomain of one) once per selector, a DNS-label selector and a
+// key file path (created at start when missing, so not checked here).
+func (c *Config) validateDKIM(d *decoder, root *yaml.Node) {
+	ascii := func(s string) string {
+		s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+		if a, err := idna.Lookup.ToASCII(s); err == nil {
+			return a
+		}
+		return s
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Mail.DKIM {
+		at := func(field, format string, args ...any) {
+			d.at(root, fmt.Sprintf("mail.dkim[%d].%s", i, field), format, args...)
+		}
+		dom := ascii(k.Domain)
+		owned := false
+		for _, t := range c.Tenants {
+			for _, md := range t.MailDomains {
+				if m := ascii(md); dom == m || strings.HasSuffix(dom, "."+m) {
+					owned = true
+				}
+			}
+		}
+		switch {
+		case dom == "":
+			at("domain", "required")
+		case !owned:
+			at("domain", "%q is not a tenant's mail domain (tenants[].mail_domains) nor under one", k.Domain)
+		}
+		if !dkimSelector.MatchString(k.Selector) {
+			at("selector", "want DNS labels (letters, digits, '-', '.'), found %q", k.Selector)
+		} else if seen[k.Selector+"._domainkey."+dom] {
+			at("selector", "%s._domainkey.%s is configured twice", k.Selector, dom)
+		}
+		seen[k.Selector+"._domainkey."+dom] = true
+		if k.KeyFile == "" {
+			at("key_file", "required")
+		}
+	}
+}
+
+var dkimSelector = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+
 func checkHostPort(addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -40,6 +40,8 @@ Usage:
                                          back up data_dir, list, verify by restoring, restore
   seccloud report monthly YYYY-MM [-tenant ID] [-format html|csv] [-o FILE] [-config FILE]
                                          the monthly report (whole cloud, or one tenant)
+  seccloud mail requeue -from DIR [-json] [-config FILE]
+                                         re-home a dead node's mail queue here (docs/redundancy.md)
   seccloud version                       print build information
 
 Every subcommand that uses the data directory takes -config FILE (default:
@@ -91,6 +93,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		err = cmdReport(rest, stdout)
 	case "account":
 		err = cmdAccount(rest, os.Stdin, stdout)
+	case "mail":
+		err = cmdMail(rest, stdout)
 	case "version":
 		err = cmdVersion(rest, stdout)
 	default:

@@ -54,6 +54,7 @@ type App struct {
 	serving  atomic.Bool
 	web      *console.Console
 	webAudit *console.Audit
+	limits   *sharedLimits // cluster.redis; nil = limits in memory (sharedlimits.go)
 }
 
 // New loads the configuration, records it as a config generation, opens the
@@ -99,6 +100,10 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.funcs = newFunctions(cfg)
+	if a.limits, err = openSharedLimits(cfg, a.log); err != nil {
+		a.events.close(context.Background())
+		return nil, err
+	}
 	if a.ln, err = net.Listen("tcp", cfg.Listen.Console); err != nil {
 		a.events.close(context.Background())
 		return nil, fmt.Errorf("listen.console: %w", err)
@@ -181,7 +186,7 @@ func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	stopBackups()
 	bg.Wait() // a backup in progress stops at its next file
 	a.audit("shutdown", "success", "graceful shutdown", tenant.Generation{})
-	err = errors.Join(err, a.events.close(sctx), a.webAudit.Close())
+	err = errors.Join(err, a.events.close(sctx), a.webAudit.Close(), a.limits.close())
 	if rerr := os.Remove(cfg.RunFile()); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 		err = errors.Join(err, rerr)
 	}

@@ -35,6 +35,7 @@ import (
 //	GET  /api/reports/monthly  ?month=YYYY-MM[&tenant=ID][&format=html|csv] the monthly report (loopback clients only)
 //	POST /api/waf/purge        ?url=… or ?prefix=… purge the CDN cache (loopback clients only)
 //	GET  /api/waf/egress       the addresses origins must allow (loopback clients only)
+//	POST /api/mail/requeue     {"from": DIR} re-home another node's mail queue here (loopback clients only)
 //	GET|POST <notify.ack_url path>  acknowledgement links of notifications (default /ack)
 //	everything else           the web console and its JSON API (appliance/console)
 func (a *App) handler() http.Handler {
@@ -49,6 +50,7 @@ func (a *App) handler() http.Handler {
 	mux.HandleFunc("GET /api/reports/monthly", a.reportAPI)
 	mux.HandleFunc("POST /api/waf/purge", a.wafPurgeAPI) // waf.go
 	mux.HandleFunc("GET /api/waf/egress", a.wafEgressAPI)
+	mux.HandleFunc("POST /api/mail/requeue", a.mailRequeueAPI) // mailrequeue.go
 	mux.Handle(a.events.det.ackPath, a.events.det.notifier.Handler())
 	if a.web != nil {
 		mux.Handle("/", a.web.Handler())
@@ -83,16 +85,31 @@ func (a *App) openConsole(cfg *config.Config) (*console.Audit, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.web, err = console.New(console.Config{
+	ccfg := console.Config{
 		Accounts: accts, Audit: audit, Incidents: a.events.det.incidents, Tenants: a.live, Events: a.events.store,
 		Reports: consoleReports{a}, Health: a.health,
 		Quarantine: a.consoleQuarantine(cfg), Location: time.Local, Logger: a.log.With("component", "console"),
-	})
+		Limiters: a.loginLimiters(),
+	}
+	if err := a.consoleExtras(cfg, &ccfg); err != nil { // consoleviews.go
+		audit.Close()
+		return nil, err
+	}
+	a.web, err = console.New(ccfg)
 	if err != nil {
 		audit.Close()
 		return nil, err
 	}
 	return audit, nil
+}
+
+// loginLimiters keeps the console's login buckets in Redis when
+// cluster.redis is set (sharedlimits.go); nil keeps them in memory.
+func (a *App) loginLimiters() console.LimiterFactory {
+	if a.limits == nil {
+		return nil
+	}
+	return a.limits.loginLimiters()
 }
 
 // bootstrapAccounts creates the demo's accounts with random passwords and

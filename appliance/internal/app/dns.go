@@ -22,6 +22,9 @@ import (
 //     dns.root_hints; with neither there is no recursion target and
 //     names outside the tenant zones are answered SERVFAIL. The appliance
 //     never sends a query to the real root servers on its own.
+//   - dns.fetches_per_zone: cap on outstanding queries per zone
+//     (recursion) or per registered domain (forwarders), default 200;
+//     alerts go to the event pipeline.
 //   - tenants[].zones: answered authoritatively from
 //     <data_dir>/zones/<zone>.zone when that file exists, else from a
 //     minimal zone (SOA + NS) so that the zone is served at all.
@@ -83,14 +86,16 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	}()
 	switch {
 	case len(cfg.DNS.Upstreams) > 0:
-		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: cfg.DNS.Upstreams})
+		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: cfg.DNS.Upstreams,
+			FetchesPerDomain: cfg.DNS.FetchesPerZone, Sink: a.events.sink()})
 		if err != nil {
 			return nil, err
 		}
 		res = fw
 		closers = append(closers, fw.Close)
 	case len(cfg.DNS.RootHints) > 0:
-		rec, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: cfg.DNS.RootHints})
+		rec, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: cfg.DNS.RootHints,
+			FetchesPerZone: cfg.DNS.FetchesPerZone, Sink: a.events.sink()})
 		if err != nil {
 			return nil, fmt.Errorf("dns.root_hints: %w", err)
 		}
@@ -107,7 +112,8 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	// Tenants with upstreams of their own get a forwarder and a cache each.
 	views := map[string]dnsres.Handler{}
 	for _, tu := range cfg.DNS.TenantUpstreams {
-		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: tu.Upstreams})
+		fw, err := dnsres.NewForwarder(dnsres.ForwarderConfig{Upstreams: tu.Upstreams,
+			FetchesPerDomain: cfg.DNS.FetchesPerZone, Sink: a.events.sink()})
 		if err != nil {
 			return nil, fmt.Errorf("dns.tenant_upstreams (%s): %w", tu.Tenant, err)
 		}

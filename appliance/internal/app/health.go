@@ -69,6 +69,9 @@ func (a *App) dependencies() []dependency {
 			deps = append(deps, d.dependencies()...)
 		}
 	}
+	if a.limits != nil {
+		deps = append(deps, a.limits.dependency())
+	}
 	if w := a.events.cluster.writer; w != nil {
 		deps = append(deps, dependency{Name: "cluster/nats", Up: w.Connected(), Detail: a.cfg.Load().Cluster.NATS})
 	}

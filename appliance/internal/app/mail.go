@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jichitai/seccloud/appliance/config"
 	"github.com/jichitai/seccloud/internal/clamd"
 	"github.com/jichitai/seccloud/mailrelay"
+	"github.com/jichitai/seccloud/mailrelay/rspamd"
 	"github.com/jichitai/seccloud/mailrelay/spam"
+	"github.com/jichitai/seccloud/tenant"
 )
 
 // The mail relay (package mailrelay), wired from the configuration:
@@ -31,13 +34,20 @@ import (
 //     with the shipped classifier, header rules, DNSBL and the shared
 //     threat-intel set (a.intel()).
 //   - mail.clamd: virus scanning (scanner down → 4xx).
+//   - mail.rspamd: rspamd (/checkv2) as the spam scorer instead of the
+//     built-in one; rspamd down → 4xx unless mail.rspamd.on_error says
+//     otherwise.
 //   - the quarantine in <data_dir>/quarantine (mail.quarantine.*), its
 //     HTTP API from mailQuarantineHandler.
 //   - mail.policy and mail.tenant_policies: the content policies.
+//   - mail.auth: SPF/DKIM/DMARC checks of inbound mail (mailAuth), off
+//     unless enabled.
+//
+//   - mail.dkim: DKIM signing keys of tenant domains (dkimKeys); outbound
+//     mail leaves from the sender tenant's egress address.
 //
 // Not in the configuration yet (see mailrelay/README.md): STARTTLS
-// certificates, SPF/DKIM/DMARC (sender authentication is off), DKIM
-// signing keys, size and recipient limits, bounce policy.
+// certificates, size and recipient limits, bounce policy.
 
 type mailService struct {
 	srv  *mailrelay.Server
@@ -60,6 +70,12 @@ func mailPolicy(p config.MailPolicy) mailrelay.Policy {
 func mailContent(a *App, cfg *config.Config, host string, log *slog.Logger) (mailrelay.ContentConfig, mailrelay.QuarantineConfig, *clamd.Client, error) {
 	var cc mailrelay.ContentConfig
 	cc.Default = mailPolicy(cfg.Mail.Policy)
+	if cc.Default.Attachments == "" {
+		// Said explicitly so the content checks run even when nothing
+		// else is configured: executables, macro files and encrypted
+		// archives are quarantined by default, as the README says.
+		cc.Default.Attachments = mailrelay.PolicyQuarantine
+	}
 	for _, tp := range cfg.Mail.TenantPolicies {
 		if cc.Tenants == nil {
 			cc.Tenants = map[string]mailrelay.Policy{}
@@ -76,6 +92,17 @@ func mailContent(a *App, cfg *config.Config, host string, log *slog.Logger) (mai
 			return cc, mailrelay.QuarantineConfig{}, nil, fmt.Errorf("mail.spam: %w", err)
 		}
 		cc.Spam = sc
+	}
+	if r := cfg.Mail.Rspamd; r.URL != "" {
+		rs, err := rspamd.New(rspamd.Config{URL: r.URL, Timeout: time.Duration(r.Timeout), UseActions: r.Actions,
+			TenantSettings: r.TenantSettings, Hostname: host, Logger: log})
+		if err != nil {
+			return cc, mailrelay.QuarantineConfig{}, nil, fmt.Errorf("mail.rspamd: %w", err)
+		}
+		cc.Scorer = rs
+		if r.OnError != "tempfail" {
+			cc.ScorerDown = mailrelay.ScorerFallback(r.OnError)
+		}
 	}
 	var av *clamd.Client
 	if cfg.Mail.Clamd != "" {
@@ -110,11 +137,29 @@ func startMail(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth := mailAuth(cfg.Mail.Auth)
+	if auth.SigningKeys, err = dkimKeys(cfg, log); err != nil {
+		if av != nil {
+			av.Close()
+		}
+		return nil, err
+	}
 	srv, err := mailrelay.New(mailrelay.Config{
-		Hostname:   host,
-		Directory:  a.live,
-		Queue:      mailrelay.QueueConfig{Dir: filepath.Join(cfg.Path(cfg.DataDir), "mailq")},
-		Delivery:   mailrelay.DeliveryConfig{Smarthost: cfg.Mail.Smarthost},
+		Hostname:  host,
+		Directory: a.live,
+		Queue:     mailrelay.QueueConfig{Dir: filepath.Join(cfg.Path(cfg.DataDir), "mailq")},
+		Delivery: mailrelay.DeliveryConfig{Smarthost: cfg.Mail.Smarthost,
+			// mail towards the internet leaves from the sender tenant's
+			// egress address
+			DialTenant: func(ctx context.Context, id, network, addr string) (net.Conn, error) {
+				d := &net.Dialer{Timeout: 30 * time.Second}
+				t, ok := a.live.Load().ByID(id)
+				if id == "" || !ok {
+					t = nil
+				}
+				return tenant.DialEgress(ctx, d, t, network, addr)
+			}},
+		Auth:       auth,
 		Content:    content,
 		Quarantine: quar,
 		Sink:       a.events.sink(),
@@ -138,6 +183,49 @@ func startMail(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	go func() { s.done <- srv.Serve(ln) }()
 	log.Info("mail relay listening", "addr", s.addr)
 	return s, nil
+}
+
+// dkimKeys loads the signing keys of mail.dkim, creating missing key files
+// (their TXT record is logged and written to <key_file>.txt).
+func dkimKeys(cfg *config.Config, log *slog.Logger) ([]mailrelay.DKIMKey, error) {
+	var keys []mailrelay.DKIMKey
+	for i, k := range cfg.Mail.DKIM {
+		path := cfg.Path(k.KeyFile)
+		signer, created, err := mailrelay.LoadDKIMKey(path, true)
+		if err != nil {
+			return nil, fmt.Errorf("mail.dkim[%d]: %w", i, err)
+		}
+		if created {
+			rec, err := mailrelay.DKIMRecord(signer)
+			if err != nil {
+				return nil, fmt.Errorf("mail.dkim[%d]: %w", i, err)
+			}
+			name := k.Selector + "._domainkey." + strings.TrimSuffix(k.Domain, ".") + "."
+			if err := os.WriteFile(path+".txt", []byte(name+" IN TXT \""+rec+"\"\n"), 0o644); err != nil {
+				return nil, fmt.Errorf("mail.dkim[%d]: %w", i, err)
+			}
+			log.Warn("DKIM key created: publish its TXT record before mail signed with it leaves (DKIM鍵を作成しました。TXTレコードをDNSに登録してください)",
+				"domain", k.Domain, "name", name, "record", rec, "file", path+".txt")
+		}
+		keys = append(keys, mailrelay.DKIMKey{Domain: k.Domain, Selector: k.Selector, Signer: signer})
+	}
+	return keys, nil
+}
+
+// mailAuth is the relay's sender authentication from mail.auth: off unless
+// enabled; lookups go to mail.auth.resolver, else the system resolver.
+func mailAuth(c config.MailAuth) mailrelay.AuthConfig {
+	if !c.Enabled {
+		return mailrelay.AuthConfig{}
+	}
+	if c.Resolver == "" {
+		return mailrelay.AuthConfig{Resolver: net.DefaultResolver}
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return mailrelay.AuthConfig{Resolver: &net.Resolver{PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, c.Resolver)
+		}}}
 }
 
 // Shutdown stops accepting, lets sessions finish until ctx ends, stops

@@ -132,3 +132,47 @@ tenants:
 	require.Len(t, got, 1)
 	assert.Contains(t, string(got[0].Data), "List-Unsubscribe")
 }
+
+// TestMailDefaultPolicyQuarantinesExecutables: with no mail.policy at all,
+// an executable attachment is quarantined (the documented default), not
+// delivered.
+func TestMailDefaultPolicyQuarantinesExecutables(t *testing.T) {
+	mx, err := mailrelaytest.NewSink()
+	require.NoError(t, err)
+	t.Cleanup(func() { mx.Close() })
+	a, ctx := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}
+functions: {proxy: false, dns: false, waf: false}
+mail: {hostname: relay.test}
+tenants:
+  - id: tsu
+    name: 津市
+    networks: [127.0.1.0/24]
+    egress_addr: 127.0.0.1
+    mail_domains: [city.tsu.example.jp]
+    mail_servers: ["`+mx.Addr+`"]
+`)
+	addr := startedService[*mailService](t, a).addr
+	exe := "From: x@p.example\r\nTo: yamada@city.tsu.example.jp\r\nSubject: invoice\r\nMessage-ID: <exe@p.example>\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n" +
+		"Content-Type: application/octet-stream; name=\"invoice.exe\"\r\nContent-Disposition: attachment; filename=\"invoice.exe\"\r\n\r\nMZx\r\n--b--\r\n"
+	require.NoError(t, smtp.SendMail(addr, nil, "x@p.example", []string{"yamada@city.tsu.example.jp"}, []byte(exe)))
+	plain := "From: x@p.example\r\nTo: yamada@city.tsu.example.jp\r\nSubject: hello\r\nMessage-ID: <ok@p.example>\r\n\r\nこんにちは\r\n"
+	require.NoError(t, smtp.SendMail(addr, nil, "x@p.example", []string{"yamada@city.tsu.example.jp"}, []byte(plain)))
+
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	got := mx.Wait(wctx, 1)
+	require.Len(t, got, 1)
+	assert.Contains(t, string(got[0].Data), "<ok@p.example>", "only the plain message is delivered")
+
+	w := httptest.NewRecorder()
+	a.mailQuarantineHandler().ServeHTTP(w, httptest.NewRequest("GET", "/api/mail/quarantine?tenant=tsu", nil))
+	require.Equal(t, 200, w.Code)
+	var list struct{ Items []mailrelay.QuarantineItem }
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &list))
+	require.Len(t, list.Items, 1)
+	assert.Equal(t, "attachment", list.Items[0].Reason)
+	assert.Len(t, mx.Messages(), 1)
+}

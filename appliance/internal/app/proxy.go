@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -32,8 +33,10 @@ import (
 //     http://<listen.proxy>/seccloud-ca.pem), clamd scanning, SaaS tenant
 //     restrictions, SaaS breakout (tenants' policy.breakout over
 //     proxy.breakout's line, falling back to the main egress when its
-//     health check fails). The proxy.* keys apply at start (restart to
-//     change).
+//     health check fails), the line's capacity shared fairly among busy
+//     tenants (proxy.global_bandwidth_mbps). The proxy.* keys apply at
+//     start (restart to change), except proxy.tenant_restrictions, which
+//     follow a reload (proxyService.Reload).
 //   - access log: one event per request or tunnel to the event pipeline.
 
 // Files of the inspection CA in the data directory.
@@ -42,8 +45,14 @@ const (
 	proxyCAKey  = "proxy-ca.key"
 )
 
+// proxyTestResolver, when set (by tests only), answers the proxy's name
+// lookups instead of DNS, so that vendor login hosts reach a loopback
+// origin.
+var proxyTestResolver proxy.Resolver
+
 // proxyService is the running proxy.
 type proxyService struct {
+	log     *slog.Logger
 	srv     *proxy.Server
 	addr    string // the bound listen address
 	caFile  string // the inspection CA certificate, "" without inspection
@@ -69,6 +78,9 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 	}
 	pc.Directory, pc.Sink, pc.Logger = a.live, a.events.sink(), log
 	pc.Decider = proxy.IntelDecider{Intel: a.intel(), Next: lists}
+	if proxyTestResolver != nil {
+		pc.Resolver = proxyTestResolver
+	}
 	if len(pc.AllowDestinations) > 0 {
 		log.Warn("proxy: loopback DESTINATIONS ARE ALLOWED (demo/test mode); never use this on a real network")
 	}
@@ -111,7 +123,7 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 		closeScanner(scanner)
 		return nil, fmt.Errorf("listen.proxy: %w", err)
 	}
-	s := &proxyService{srv: srv, addr: ln.Addr().String(), caFile: caFile, scanner: scanner,
+	s := &proxyService{log: log, srv: srv, addr: ln.Addr().String(), caFile: caFile, scanner: scanner,
 		breakout: pc.Breakout != nil, done: make(chan error, 1)}
 	go func() { s.done <- srv.Serve(ln) }()
 	log.Info("proxy listening", "addr", ln.Addr().String())
@@ -190,19 +202,8 @@ func proxyConfig(cfg *config.Config) (pc proxy.Config, caFile string, scanner *p
 		}
 		pc.Inspect = in
 	}
-	if len(p.TenantRestrictions) > 0 {
-		if pc.Inspect == nil {
-			return pc, "", nil, errors.New("proxy.tenant_restrictions: needs proxy.tls_inspect.enabled (the login hosts must be inspected)")
-		}
-		pc.TenantRestrictions = make(map[string]proxy.TenantRestriction, len(p.TenantRestrictions))
-		for i, r := range p.TenantRestrictions {
-			if _, ok := cfg.Directory().ByID(r.Tenant); !ok {
-				return pc, "", nil, fmt.Errorf("proxy.tenant_restrictions[%d].tenant: no tenant %q", i, r.Tenant)
-			}
-			pc.TenantRestrictions[r.Tenant] = proxy.TenantRestriction{MicrosoftTenants: r.MicrosoftTenants,
-				MicrosoftContext: r.MicrosoftContext, MicrosoftPolicy: r.MicrosoftPolicy, GoogleDomains: r.GoogleDomains,
-				SlackWorkspaces: r.SlackWorkspaces, SlackRequester: r.SlackRequester, WebexDomains: r.WebexDomains}
-		}
+	if pc.TenantRestrictions, err = proxyRestrictions(cfg, pc.Inspect != nil); err != nil {
+		return pc, "", nil, err
 	}
 	if b := p.Breakout; len(b.LocalAddrs) > 0 || b.Proxy != "" {
 		bc := &proxy.BreakoutConfig{LocalAddrs: b.LocalAddrs, Proxy: b.Proxy, HealthTarget: b.HealthTarget,
@@ -218,6 +219,10 @@ func proxyConfig(cfg *config.Config) (pc proxy.Config, caFile string, scanner *p
 	} else if b.HealthTarget != "" || b.AppsDir != "" {
 		return pc, "", nil, errors.New("proxy.breakout: set local_addrs or proxy to turn breakout on")
 	}
+	if g := p.GlobalBandwidthMbps; g.Up < 0 || g.Down < 0 {
+		return pc, "", nil, fmt.Errorf("proxy.global_bandwidth_mbps: must not be negative, got up %d down %d", g.Up, g.Down)
+	}
+	pc.GlobalBandwidth = proxy.GlobalBandwidth{UpMbps: p.GlobalBandwidthMbps.Up, DownMbps: p.GlobalBandwidthMbps.Down}
 	if sc := p.Scan; sc.Clamd != "" {
 		if sc.MaxBytes < 0 {
 			return pc, "", nil, fmt.Errorf("proxy.scan.max_bytes: must not be negative")
@@ -229,6 +234,46 @@ func proxyConfig(cfg *config.Config) (pc proxy.Config, caFile string, scanner *p
 		pc.Scanner, pc.ScanMaxBytes, pc.ScanTimeout, pc.ScanFailOpen = scanner, sc.MaxBytes, time.Duration(sc.Timeout), sc.FailOpen
 	}
 	return pc, caFile, scanner, nil
+}
+
+// proxyRestrictions builds the SaaS tenant restrictions of
+// proxy.tenant_restrictions (nil when there are none).
+func proxyRestrictions(cfg *config.Config, inspect bool) (map[string]proxy.TenantRestriction, error) {
+	p := cfg.Proxy
+	if len(p.TenantRestrictions) == 0 {
+		return nil, nil
+	}
+	if !inspect {
+		return nil, errors.New("proxy.tenant_restrictions: needs proxy.tls_inspect.enabled (the login hosts must be inspected)")
+	}
+	m := make(map[string]proxy.TenantRestriction, len(p.TenantRestrictions))
+	for i, r := range p.TenantRestrictions {
+		if _, ok := cfg.Directory().ByID(r.Tenant); !ok {
+			return nil, fmt.Errorf("proxy.tenant_restrictions[%d].tenant: no tenant %q", i, r.Tenant)
+		}
+		m[r.Tenant] = proxy.TenantRestriction{MicrosoftTenants: r.MicrosoftTenants,
+			MicrosoftContext: r.MicrosoftContext, MicrosoftPolicy: r.MicrosoftPolicy, GoogleDomains: r.GoogleDomains,
+			SlackWorkspaces: r.SlackWorkspaces, SlackRequester: r.SlackRequester, WebexDomains: r.WebexDomains}
+	}
+	return m, nil
+}
+
+// Reload applies the reloadable proxy.* keys of a new configuration:
+// proxy.tenant_restrictions (from the next request on). A set the proxy
+// refuses (unknown tenant, missing field, inspection off since start) is
+// logged and the running one stays; the other proxy.* keys need a
+// restart.
+func (s *proxyService) Reload(cfg *config.Config) error {
+	m, err := proxyRestrictions(cfg, s.caFile != "")
+	if err == nil {
+		err = s.srv.SetTenantRestrictions(m)
+	}
+	if err != nil {
+		s.log.Error("proxy: tenant restrictions not reloaded; the running ones stay", "err", err)
+		return err
+	}
+	s.log.Info("proxy: tenant restrictions reloaded", "tenants", len(m))
+	return nil
 }
 
 // Shutdown drains the proxy: idle connections close at once, requests and

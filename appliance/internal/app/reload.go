@@ -127,6 +127,7 @@ func restartNotes(old, cfg *config.Config) []string {
 	note(old.Store != cfg.Store, "store")
 	note(old.IncidentDir() != cfg.IncidentDir(), "detect.incident_dir")
 	note(old.Notify != cfg.Notify, "notify")
+	note(old.Cluster.Redis != cfg.Cluster.Redis, "cluster.redis")
 	for _, name := range config.FunctionNames {
 		note(old.Functions.Enabled(name) != cfg.Functions.Enabled(name), "functions."+name)
 	}

@@ -45,6 +45,11 @@ func startWAF(_ context.Context, a *App, cfg *config.Config) (service, error) {
 		return nil, err
 	}
 	wc.Directory, wc.Sink, wc.Logger = a.live, a.events.sink(), log
+	if a.limits != nil { // cluster.redis: the per-client rate is shared by the nodes
+		if err := a.limits.wafClientLimit(&wc.DDoS); err != nil {
+			return nil, err
+		}
+	}
 	if wc.Engine, err = wafEngine(cfg, log); err != nil {
 		return nil, err
 	}
