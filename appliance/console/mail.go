@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/mail"
-	"net/smtp"
 	"strings"
 	"time"
+
+	"github.com/jichitai/seccloud/detect/notify"
 )
 
 // Mailer sends a plain-text mail: the console tells the other side of a
@@ -57,63 +57,10 @@ func (m *SMTPMailer) Mail(ctx context.Context, to []string, subject, text string
 			return fmt.Errorf("console: mail: bad recipient %q", a)
 		}
 	}
-	host, _, err := net.SplitHostPort(m.Addr)
-	if err != nil {
+	e := notify.Email{Addr: m.Addr, From: m.From, Hello: m.Hello, TLS: m.TLS, RequireTLS: m.RequireTLS}
+	if err := e.Transmit(ctx, to, m.compose(to, subject, text)); err != nil {
 		return fmt.Errorf("console: mail: %w", err)
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", m.Addr)
-	if err != nil {
-		return fmt.Errorf("console: mail: %w", err)
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		return fmt.Errorf("console: mail: greeting: %w", err)
-	}
-	defer c.Close()
-	hello := m.Hello
-	if hello == "" {
-		hello = "localhost"
-	}
-	if err := c.Hello(hello); err != nil {
-		return fmt.Errorf("console: mail: EHLO: %w", err)
-	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		cfg := m.TLS
-		if cfg == nil {
-			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		}
-		if err := c.StartTLS(cfg); err != nil {
-			return fmt.Errorf("console: mail: STARTTLS: %w", err)
-		}
-	} else if m.RequireTLS {
-		return errors.New("console: mail: smarthost does not offer STARTTLS")
-	}
-	if err := c.Mail(m.From); err != nil {
-		return fmt.Errorf("console: mail: MAIL FROM: %w", err)
-	}
-	for _, a := range to {
-		if err := c.Rcpt(a); err != nil {
-			return fmt.Errorf("console: mail: RCPT TO <%s>: %w", a, err)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return fmt.Errorf("console: mail: DATA: %w", err)
-	}
-	if _, err := w.Write(m.compose(to, subject, text)); err != nil {
-		return fmt.Errorf("console: mail: writing: %w", err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("console: mail: end of data: %w", err)
-	}
-	_ = c.Quit()
 	return nil
 }
 

@@ -65,6 +65,16 @@ type Email struct {
 
 // Send implements Sender.
 func (e *Email) Send(ctx context.Context, m *Message) error {
+	return e.Transmit(ctx, []string{m.To}, e.compose(m))
+}
+
+// Transmit sends msg, a whole RFC 5322 message, to rcpts in one SMTP
+// transaction through the smarthost: EHLO, STARTTLS when offered (required
+// with RequireTLS), AUTH when set, MAIL FROM e.From, one RCPT per
+// recipient, DATA. ctx bounds the whole exchange. Other senders of
+// plain mail (the console's request notices) use it with a message of
+// their own.
+func (e *Email) Transmit(ctx context.Context, rcpts []string, msg []byte) error {
 	if e.Addr == "" || e.From == "" {
 		return errors.New("notify: email: Addr and From are required")
 	}
@@ -114,14 +124,16 @@ func (e *Email) Send(ctx context.Context, m *Message) error {
 	if err := c.Mail(e.From); err != nil {
 		return fmt.Errorf("notify: email: MAIL FROM: %w", err)
 	}
-	if err := c.Rcpt(m.To); err != nil {
-		return fmt.Errorf("notify: email: RCPT TO <%s>: %w", m.To, err)
+	for _, to := range rcpts {
+		if err := c.Rcpt(to); err != nil {
+			return fmt.Errorf("notify: email: RCPT TO <%s>: %w", to, err)
+		}
 	}
 	w, err := c.Data()
 	if err != nil {
 		return fmt.Errorf("notify: email: DATA: %w", err)
 	}
-	if _, err := w.Write(e.compose(m)); err != nil {
+	if _, err := w.Write(msg); err != nil {
 		return fmt.Errorf("notify: email: writing message: %w", err)
 	}
 	if err := w.Close(); err != nil {
