@@ -38,81 +38,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+. "$ROOT/bench/lib/peers.sh"
 need=()
 command -v nsd >/dev/null || need+=(nsd)
 command -v unbound >/dev/null || need+=(unbound)
 command -v dnsperf >/dev/null || need+=(dnsperf)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get update -qq
-	# Do not let the packages start system services (port 53).
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	rm -f /usr/sbin/policy-rc.d
-fi
+bench_install "${need[@]}"
 
 # --- the fixture: NSD serving bench.test. ---------------------------------
-{
-	echo '$ORIGIN bench.test.'
-	echo '$TTL 86400'
-	echo '@ IN SOA ns1 hostmaster 1 3600 600 864000 86400'
-	echo '@ IN NS ns1'
-	echo 'ns1 IN A 127.0.0.1'
-	echo '*.miss 86400 IN A 198.19.255.1'
-	awk 'BEGIN { for (i = 0; i < 10000; i++) printf "h%05d 86400 IN A 198.18.%d.%d\n", i, int(i / 250), i % 250 + 1 }'
-} >"$W/bench.test.zone"
-cat >"$W/nsd.conf" <<CONF
-server:
-  ip-address: 127.0.0.1
-  port: $NSD_PORT
-  username: ""
-  chroot: ""
-  zonesdir: "$W"
-  database: ""
-  zonelistfile: "$W/zone.list"
-  xfrdfile: "$W/xfrd.state"
-  xfrdir: "$W"
-  pidfile: "$W/nsd.pid"
-  logfile: "$W/nsd.log"
-  verbosity: 0
-  rrl-ratelimit: 0
-remote-control:
-  control-enable: no
-zone:
-  name: bench.test
-  zonefile: "$W/bench.test.zone"
-CONF
+bench_zone "$W/bench.test.zone" '*.miss 86400 IN A 198.19.255.1'
+nsd_conf "$W" $NSD_PORT
 nsd -d -c "$W/nsd.conf" &
 PIDS+=($!)
 
-cat >"$W/unbound.conf" <<CONF
-server:
-  interface: 127.0.0.1
-  port: $UNBOUND_PORT
-  num-threads: 2
-  so-reuseport: yes
-  module-config: "iterator"
-  msg-cache-size: 64m
-  rrset-cache-size: 128m
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$W"
-  pidfile: "$W/unbound.pid"
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  log-queries: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  local-zone: "test." nodefault
-  domain-insecure: "bench.test."
-remote-control:
-  control-enable: no
-forward-zone:
-  name: "bench.test."
-  forward-addr: 127.0.0.1@$NSD_PORT
-CONF
+unbound_conf "$W" $UNBOUND_PORT $NSD_PORT
 
 (cd "$ROOT" && go build -o "$W/dnsresd" ./bench/dns/dnsresd && go build -o "$W/respdiff" ./bench/dns/respdiff)
 
@@ -169,7 +108,6 @@ p99() { # port file → p99 latency in ms from a 5 s verbose run
 		awk '$1 == ">" { print $NF * 1000 }' | sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f\n", v[int(NR * 0.99)]; else print "n/a" }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A RES
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); dnsresd GOGC=${GOGC:-default} GOMEMLIMIT=${GOMEMLIMIT:-none}"

@@ -23,13 +23,18 @@ bench_install() {
 # median: the median of the numbers on stdin, one a line.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 
-# nginx_origin DIR PORT: nginx, one worker, access log off, keep-alive,
-# serving DIR/www on 127.0.0.1:PORT; pid in DIR/origin.pid.
+# nginx_origin DIR PORT [SERVER-LINE...]: nginx, one worker, access log
+# off, keep-alive, bodies up to 4 MiB, serving DIR/www on 127.0.0.1:PORT,
+# with the extra lines given inside its server block; pid in
+# DIR/origin.pid.
 nginx_origin() {
-	cat >"$1/origin.conf" <<NGINX
+	local d=$1 port=$2 extra
+	shift 2
+	extra=$(printf '\t\t%s\n' "$@")
+	cat >"$d/origin.conf" <<NGINX
 worker_processes 1;
-pid $1/origin.pid;
-error_log $1/origin-error.log;
+pid $d/origin.pid;
+error_log $d/origin-error.log;
 events { worker_connections 4096; }
 http {
 	access_log off;
@@ -37,13 +42,15 @@ http {
 	keepalive_requests 1000000;
 	sendfile on;
 	server {
-		listen 127.0.0.1:$2 reuseport backlog=4096;
-		root $1/www;
+		listen 127.0.0.1:$port reuseport backlog=4096;
+		root $d/www;
+		client_max_body_size 4m;
 		location / { }
+$extra
 	}
 }
 NGINX
-	nginx -c "$1/origin.conf"
+	nginx -c "$d/origin.conf"
 }
 
 # bench_zone FILE [EXTRA-LINE...]: the zone bench.test. with h00000 …
@@ -156,6 +163,9 @@ SecArgumentSeparator &
 SecCookieFormat 0
 MODSEC
 	fi
+	# bodies up to 2 MiB are inspected (the 1 MiB JSON workload), not refused
+	sed -i -e 's/^SecRequestBodyNoFilesLimit .*/SecRequestBodyNoFilesLimit 2097152/' "$1/modsecurity.conf"
+	grep -q '^SecRequestBodyNoFilesLimit' "$1/modsecurity.conf" || echo 'SecRequestBodyNoFilesLimit 2097152' >>"$1/modsecurity.conf"
 	local crs_setup=/etc/modsecurity/crs/crs-setup.conf
 	[ -f "$crs_setup" ] || crs_setup=/usr/share/modsecurity-crs/crs-setup.conf.example
 	printf 'Include %s\nInclude %s\nInclude /usr/share/modsecurity-crs/rules/*.conf\n' "$1/modsecurity.conf" "$crs_setup" >"$1/modsec-main.conf"
@@ -170,6 +180,7 @@ http {
 	keepalive_timeout 75s;
 	keepalive_requests 1000000;
 	upstream origin { server 127.0.0.1:$3; keepalive 64; }
+	client_max_body_size 4m;
 	server {
 		listen 127.0.0.1:$2 backlog=4096;
 		modsecurity on;

@@ -55,14 +55,13 @@ WORKLOADS=${WORKLOADS:-varied fixed sqli form json}
 POST_CONNS=${POST_CONNS:-8}
 PATH=$PATH:/usr/sbin
 
+. bench/lib/peers.sh
 need=""
 command -v nginx >/dev/null 2>&1 || need="$need nginx"
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 [ -e /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || need="$need libnginx-mod-http-modsecurity"
 [ -d /usr/share/modsecurity-crs ] || need="$need modsecurity-crs"
-if [ -n "$need" ]; then
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need
-fi
+bench_install $need
 
 W=$(mktemp -d /tmp/waf-bench.XXXXXX)
 chmod 755 "$W"
@@ -82,93 +81,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# ModSecurity: the recommended settings (ModSecurity's
-# modsecurity.conf-recommended when a package installed it, else the same
-# directives written here), engine On, CRS PL1 (crs-setup default).
-if [ -f /etc/modsecurity/modsecurity.conf-recommended ]; then
-	cp /etc/modsecurity/modsecurity.conf-recommended "$W/modsecurity.conf"
-	sed -i -e 's/^SecRuleEngine .*/SecRuleEngine On/' -e 's/^SecAuditEngine .*/SecAuditEngine Off/' \
-		-e "s|^SecAuditLog .*|SecAuditLog $W/modsec_audit.log|" -e '/^SecUnicodeMapFile/d' "$W/modsecurity.conf"
-else
-	cat > "$W/modsecurity.conf" <<MODSEC
-SecRuleEngine On
-SecRequestBodyAccess On
-SecRule REQUEST_HEADERS:Content-Type "^(?:application(?:/soap\+|/)|text/)xml" "id:200000,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=XML"
-SecRule REQUEST_HEADERS:Content-Type "^application/json" "id:200001,phase:1,t:none,t:lowercase,pass,nolog,ctl:requestBodyProcessor=JSON"
-SecRequestBodyLimit 13107200
-SecRequestBodyNoFilesLimit 131072
-SecRequestBodyLimitAction Reject
-SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.'"
-SecPcreMatchLimit 1000
-SecPcreMatchLimitRecursion 1000
-SecResponseBodyAccess On
-SecResponseBodyMimeType text/plain text/html text/xml
-SecResponseBodyLimit 524288
-SecResponseBodyLimitAction ProcessPartial
-SecTmpDir $W
-SecDataDir $W
-SecAuditEngine Off
-SecArgumentSeparator &
-SecCookieFormat 0
-MODSEC
-fi
-# the POST workloads: a 1 MiB JSON body must be inspected, not refused
-sed -i -e 's/^SecRequestBodyNoFilesLimit .*/SecRequestBodyNoFilesLimit 2097152/' "$W/modsecurity.conf"
-grep -q '^SecRequestBodyNoFilesLimit' "$W/modsecurity.conf" || echo 'SecRequestBodyNoFilesLimit 2097152' >> "$W/modsecurity.conf"
-crs_setup=/etc/modsecurity/crs/crs-setup.conf
-[ -f "$crs_setup" ] || crs_setup=/usr/share/modsecurity-crs/crs-setup.conf.example
-cat > "$W/modsec-main.conf" <<MODSEC
-Include $W/modsecurity.conf
-Include $crs_setup
-Include /usr/share/modsecurity-crs/rules/*.conf
-MODSEC
-
-cat > "$W/origin.conf" <<NGINX
-worker_processes 1;
-pid $W/origin.pid;
-error_log $W/origin-error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_timeout 75s;
-	keepalive_requests 1000000;
-	server {
-		listen 127.0.0.1:18180 reuseport backlog=4096;
-		root $W/www;
-		client_max_body_size 4m;
-		location / { }
-		location = /contact/send { default_type text/plain; return 200 "ok\n"; }
-		location = /api/report { default_type application/json; return 200 "{\"ok\":true}\n"; }
-	}
-}
-NGINX
-nginx -c "$W/origin.conf"
-
-cat > "$W/modsec.conf" <<NGINX
-load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
-worker_processes 2;
-pid $W/modsec.pid;
-error_log $W/modsec-error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_timeout 75s;
-	keepalive_requests 1000000;
-	upstream origin { server 127.0.0.1:18180; keepalive 64; }
-	client_max_body_size 4m;
-	server {
-		listen 127.0.0.1:18181 backlog=4096;
-		modsecurity on;
-		modsecurity_rules_file $W/modsec-main.conf;
-		location / {
-			proxy_pass http://origin;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-			proxy_set_header Host \$host;
-		}
-	}
-}
-NGINX
+# ModSecurity: the recommended settings, engine On, CRS PL1 (crs-setup
+# default), bodies up to 2 MiB inspected (bench/lib/peers.sh).
+modsec_conf "$W" 18181 18180
+nginx_origin "$W" 18180 'location = /contact/send { default_type text/plain; return 200 "ok\n"; }' \
+	'location = /api/report { default_type application/json; return 200 "{\"ok\":true}\n"; }'
 nginx -c "$W/modsec.conf"
 
 go build -o "$W/corazaproxy" ./bench/waf/corazaproxy
@@ -190,25 +107,8 @@ waitport() {
 }
 for p in 18180 18181 18182 18183; do waitport $p; done
 
-UA='Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36'
-cat > "$W/varied.lua" <<LUA
-local words = {"%E9%98%B2%E7%81%BD", "%E9%81%BF%E9%9B%A3%E6%89%80", "%E3%81%8A%E7%9F%A5%E3%82%89%E3%81%9B",
-  "%E3%81%94%E3%81%BF%E5%8F%8E%E9%9B%86", "weather", "library", "station", "school"}
-local n = 0
-wrk.headers["Host"] = "app.bench.test"
-wrk.headers["User-Agent"] = "$UA"
-wrk.headers["Accept"] = "*/*"
-function setup(thread)
-  thread:set("base", math.random(1, 1000000))
-end
-function request()
-  n = n + 1
-  local i = n + (base or 0) * 1000
-  local path = string.format("/index.html?id=%d&date=2026-%02d-%02d&q=%s",
-    (i * 7919) % 1000003, (i % 12) + 1, (i % 28) + 1, words[(i % 8) + 1])
-  return wrk.format("GET", path)
-end
-LUA
+UA=$BENCH_UA
+waf_varied_lua "$W/varied.lua"
 for w in fixed sqli; do
 	cat > "$W/$w.lua" <<LUA
 wrk.headers["Host"] = "app.bench.test"
