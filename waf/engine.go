@@ -430,18 +430,21 @@ func (t *teeWriter) Write(b []byte) (int, error) {
 func (t *teeWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // responseWriter returns the writer to proxy into: w itself, or a
-// teeWriter when responses are inspected.
-func (s *Server) responseWriter(w http.ResponseWriter, insp *inspection) (http.ResponseWriter, func()) {
+// teeWriter when responses are inspected, and the function to call once
+// the response was sent. It runs the ResponseInspector on the kept head,
+// unless ourPage: the gateway answered with its own error page (502 or
+// 504, no origin answered), which is not the origin's response.
+func (s *Server) responseWriter(w http.ResponseWriter, insp *inspection) (http.ResponseWriter, func(ourPage bool)) {
 	ri, ok := s.wantResponse(insp)
 	if !ok {
-		return w, func() {}
+		return w, func(bool) {}
 	}
 	t := &teeWriter{ResponseWriter: w, max: s.cfg.Inspection.ResponseBytes}
-	return t, func() {
+	return t, func(ourPage bool) {
 		if !t.keep {
 			return
 		}
-		if len(t.buf) > 0 {
+		if len(t.buf) > 0 && !ourPage {
 			req := *insp.req
 			req.Matched = len(insp.dec.Matches) > 0
 			insp.respHits = ri.InspectResponse(&req, t.code, w.Header(), t.buf)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -176,8 +177,14 @@ func NewCRSEngine(cfg CRSConfig) (*CRSEngine, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	var root fs.FS = coreruleset.FS
+	if !e.plain {
+		// CRS's @rx rules run with our operator (engine_rx.go)
+		registerRxOperator()
+		root = rxFS{root}
+	}
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().
-		WithRootFS(coreruleset.FS).
+		WithRootFS(root).
 		WithDirectives(e.directives(cfg.Directives)))
 	if err != nil {
 		return nil, fmt.Errorf("waf: loading CRS: %w", err)
@@ -289,6 +296,11 @@ func (e *CRSEngine) Inspect(ctx context.Context, req *Request) (Decision, error)
 			d.Matches = append(d.Matches, Match{ID: f.ID, Msg: f.Msg + " (" + string(f.Class) + ")", Data: data + " " + strconv.Quote(f.Match), Severity: 2})
 			d.Score += criticalScore
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// the client left: no verdict (the server answers 503, never
+		// passes), and no Coraza run for nobody
+		return Decision{}, fmt.Errorf("waf: inspection abandoned: %w", err)
 	}
 	skip := e.fast && e.canonOK && (e.fastClean(pi, req, path, query) || e.fastCleanBody(pi, req, path, query))
 	if !skip {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -315,4 +316,51 @@ func TestResponseRulesCRS(t *testing.T) {
 	crs, ours = responseIDs(ev)
 	assert.Empty(t, crs, "a cache hit is not scanned again")
 	assert.False(t, ours)
+}
+
+// A request whose client has gone (context cancelled) gets no verdict:
+// an error, which the server turns into 503, never a pass.
+func TestInspectCancelled(t *testing.T) {
+	e := siteEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, err := e.Inspect(ctx, &waf.Request{Site: siteHost, Method: "GET", URI: "/?q=1", Proto: "HTTP/1.1", Host: siteHost,
+		Header: http.Header{"User-Agent": {"Mozilla/5.0"}, "Accept": {"*/*"}}})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, d.Matches)
+	assert.Zero(t, d.Score)
+}
+
+// CRS's @rx rules run through our operator in our engine and through
+// Coraza's own in the plain one: both block the same attack with the
+// same rule, and Japanese prose passes both.
+func TestRxOperatorSameVerdicts(t *testing.T) {
+	ours := siteEngine(t)
+	plain, err := waf.NewCRSEngine(waf.CRSConfig{Plain: true})
+	require.NoError(t, err)
+	h := http.Header{"User-Agent": {"Mozilla/5.0"}, "Accept": {"*/*"}}
+	for _, c := range []struct {
+		uri   string
+		block bool
+	}{
+		{"/?q=" + url.QueryEscape("; cat /etc/passwd"), true},
+		{"/?q=" + url.QueryEscape("1' UNION SELECT password FROM users--"), true},
+		{"/?q=" + url.QueryEscape("<script>alert(document.cookie)</script>"), true},
+		{"/?q=" + url.QueryEscape(strings.Repeat("避難所（青葉小学校体育館）は何時から開設されますか？", 8)), false},
+	} {
+		do := inspectURI(t, ours, siteHost, "GET", c.uri, h, nil)
+		dp := inspectURI(t, plain, siteHost, "GET", c.uri, h, nil)
+		assert.Equal(t, c.block, do.Action == waf.Block, "ours %s: %v", c.uri, ids(do))
+		assert.Equal(t, c.block, dp.Action == waf.Block, "plain %s: %v", c.uri, ids(dp))
+		if c.block {
+			// every CRS rule plain Coraza matched, ours matched too
+			crs := []int{}
+			for _, id := range ids(dp) {
+				if id < 949000 {
+					crs = append(crs, id)
+				}
+			}
+			assert.Subset(t, ids(do), crs, c.uri)
+		}
+	}
 }

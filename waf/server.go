@@ -291,7 +291,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		next.ServeHTTP(rw, r2)
 		res = cache.Result{Status: cache.Bypass, Forwarded: true}
 	}
-	inspectResponse()
+	// our own error page (no origin answered) is not the origin's
+	// response: not shown to the ResponseInspector
+	inspectResponse(oi.st != nil && oi.st.ref != "")
 
 	ev := s.event(r, site, t, start)
 	ev.HTTP.Status = rw.status()
