@@ -91,12 +91,20 @@ type Config struct {
 	DDoS DDoSConfig
 }
 
-// CacheConfig configures the CDN cache. The zero value is a 256 MiB
-// memory cache; each site's SiteOptions.Cache sets its policy.
+// CacheConfig configures the CDN cache. The zero value is a memory cache
+// holding at most 256 MiB of heap; each site's SiteOptions.Cache sets its
+// policy.
 type CacheConfig struct {
 	// Disabled proxies every request without the cache.
 	Disabled bool
-	// MaxBytes bounds the memory tier; 0 means cache.DefaultMaxBytes.
+	// MaxBytes bounds the heap memory the cache holds, counted in real
+	// bytes (bodies, header maps and strings, keys, bookkeeping and the
+	// disk tier's index; see cache.Config.MaxBytes); 0 means
+	// cache.DefaultMaxBytes (256 MiB). Every distinct URL of a storable
+	// response takes room (about 2.5 KiB for a 700-byte page), so a load
+	// of new query strings fills it. Under the default GOGC the process
+	// heap can reach about twice the live memory: pair a large cache with
+	// a soft memory limit (runtime/debug.SetMemoryLimit).
 	MaxBytes int64
 	// MaxObjectBytes is the largest response stored; 0 means
 	// cache.DefaultMaxObjectBytes.

@@ -74,7 +74,9 @@ type DDoSConfig struct {
 	NoChallenge bool
 	// ChallengeKey signs the challenge cookies (at least 16 bytes); give
 	// every node behind one load balancer the same key. Empty means a
-	// random key per process.
+	// random key per process (cookies then fail after a restart and on
+	// other nodes; the appliance keeps its key in a file,
+	// waf.ddos.challenge_key_file).
 	ChallengeKey []byte
 	// ChallengeTTL is how long a passed challenge counts; 0 means
 	// DefaultChallengeTTL (10 min).

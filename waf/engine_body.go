@@ -51,7 +51,8 @@ import (
 // four first teaches the memo the pairs collected, at most
 // fastBodyMissPairs, so a site's varied JSON becomes known while a flood
 // of new values costs at most about a quarter more); values longer than
-// fastMemoValue bytes are checked but not remembered.
+// fastMemoValue bytes, and pairs whose key exceeds fastMemoKey bytes,
+// are checked but not remembered.
 
 const (
 	fastBatchPairs    = 256
@@ -138,7 +139,7 @@ func (p *bodyPairs) add(name, value string, batch func() string) {
 	}
 	k := strings.Clone(key)
 	p.seen[k] = struct{}{}
-	if len(value) > fastMemoValue {
+	if len(value) > fastMemoValue || len(k) > fastMemoKey {
 		k = ""
 	}
 	text := batch()

@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -254,4 +255,26 @@ func testJSONBody(i, size int) []byte {
 	}
 	b.WriteString(`]}`)
 	return []byte(b.String())
+}
+
+// Request parts with long keys are judged, not remembered: a new 2 KiB
+// header value on every request does not grow the memo.
+func TestMemoKeysBounded(t *testing.T) {
+	e, err := NewCRSEngine(CRSConfig{})
+	require.NoError(t, err)
+	inspect := func(i int, pad int) {
+		h := http.Header{"User-Agent": {"Mozilla/5.0"}, "Accept": {"*/*"}, "X-Pad": {fmt.Sprintf("%0*d", pad, i)}}
+		d, err := e.Inspect(context.Background(), &Request{Site: "x", Method: "GET", URI: "/?id=1", Proto: "HTTP/1.1", Host: "x", Header: h})
+		require.NoError(t, err)
+		require.Equal(t, Pass, d.Action)
+	}
+	before := e.memo.Len()
+	for i := 0; i < 20; i++ {
+		inspect(i, 2048)
+	}
+	assert.LessOrEqual(t, e.memo.Len()-before, 2, "long skeletons are not remembered")
+	for i := 0; i < 20; i++ {
+		inspect(i, 16)
+	}
+	assert.GreaterOrEqual(t, e.memo.Len()-before, 20, "short skeletons are")
 }

@@ -63,7 +63,16 @@ func (e *CRSEngine) fastClean(pi int, req *Request, path, query string) bool {
 	return e.queryClean(pi, pfx, pairs)
 }
 
+// fastMemoKey bounds the memo's keys: a request part whose key is longer
+// (a skeleton with long header values, e.g. a new 2 KiB header on every
+// request) is judged every time rather than remembered, so the memo
+// holds at most MemoSize × fastMemoKey bytes of keys (64 MiB by default).
+const fastMemoKey = 1 << 10
+
 func (e *CRSEngine) memoClean(key string, compute func() bool) bool {
+	if len(key) > fastMemoKey {
+		return compute()
+	}
 	if v, ok := e.memo.Get(key); ok {
 		return v
 	}

@@ -1,6 +1,9 @@
 package config
 
-import "net/netip"
+import (
+	"net/netip"
+	"path/filepath"
+)
 
 // WAF configures the sites' WAF / CDN beyond listen.waf_* and
 // tenants[].sites (package waf). Every field's zero value is the
@@ -46,6 +49,22 @@ type WAFDDoS struct {
 	ConnsPerSource int            `yaml:"conns_per_source"`
 	AdaptiveFactor float64        `yaml:"adaptive_factor"`
 	Exempt         []netip.Prefix `yaml:"exempt"`
+	// ChallengeKeyFile holds the key (at least 16 bytes) signing the
+	// challenge cookies of adaptive protection. Empty means
+	// DataDir/waf/challenge.key, created with 32 random bytes (mode
+	// 0600) on first start; when set, the file must exist. Give every
+	// node behind one load balancer the same file, so that a cookie from
+	// one node passes on the others.
+	ChallengeKeyFile string `yaml:"challenge_key_file"`
+}
+
+// WAFChallengeKeyFile is the key file of the WAF's challenge cookies:
+// WAF.DDoS.ChallengeKeyFile, default DataDir/waf/challenge.key.
+func (c *Config) WAFChallengeKeyFile() string {
+	if c.WAF.DDoS.ChallengeKeyFile != "" {
+		return c.Path(c.WAF.DDoS.ChallengeKeyFile)
+	}
+	return filepath.Join(c.Path(c.DataDir), "waf", "challenge.key")
 }
 
 // WAFSite are one site's WAF options.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -26,13 +27,27 @@ const (
 	// fetched without coalescing (so a burst on a dynamic page is not
 	// serialised behind one request).
 	uncacheableFor = 10 * time.Second
+	// maxUncacheable bounds the hit-for-pass set (URLs found not storable).
+	maxUncacheable = 100_000
 )
 
 // Config configures a Cache. The zero value is a 256 MiB memory cache.
 type Config struct {
-	// MaxBytes bounds the memory held by stored responses (bodies,
-	// headers and bookkeeping, approximately); 0 means DefaultMaxBytes
-	// (256 MiB). The least recently used responses are evicted first.
+	// MaxBytes bounds the heap memory the cache holds; 0 means
+	// DefaultMaxBytes (256 MiB). It counts what is really allocated for
+	// each stored response — body (by capacity), header map, names and
+	// values, Vary values, key, index slot and bookkeeping, each rounded
+	// up to the Go runtime's size class — so a cache of 8 MiB holds about
+	// 8 MiB of live heap whether it stores a few large pages or many tiny
+	// ones (TestMemoryBoundRealBytes). With Dir set, the disk tier's
+	// index (about 300 bytes + the URL per file on disk) counts in it
+	// too, and takes at most half of it: the oldest files are dropped
+	// beyond that (TestDiskIndexBound). The least recently used
+	// responses are evicted first. Not counted: responses being fetched
+	// (at most MaxObjectBytes each) and the hit-for-pass set of URLs
+	// found not storable (at most about 4 MB). Under the default GOGC the
+	// process heap can reach about twice its live memory: bound the
+	// process with runtime/debug.SetMemoryLimit (GOMEMLIMIT) too.
 	MaxBytes int64
 	// MaxObjectBytes is the largest body stored; larger responses are
 	// passed through. 0 means DefaultMaxObjectBytes (8 MiB), capped at
@@ -43,7 +58,8 @@ type Config struct {
 	// miss. It is created if missing and emptied by New (the tier does not
 	// survive a restart). "" means memory only.
 	Dir string
-	// MaxDiskBytes bounds the disk tier; 0 means 4 × MaxBytes.
+	// MaxDiskBytes bounds the disk tier's files; 0 means 4 × MaxBytes.
+	// Its index in memory counts in MaxBytes (see there).
 	MaxDiskBytes int64
 	// MaxHeuristic caps the heuristic freshness given to responses with
 	// Last-Modified and no explicit expiry (10 % of their age, RFC 9111
@@ -99,10 +115,11 @@ type Cache struct {
 	m       map[string][]*entry // primary key -> variants
 	head    *entry              // LRU: most recently used
 	tail    *entry
-	bytes   int64
+	bytes   int64 // entrySize of the memory tier; with the disk index ≤ MaxBytes
 	flights map[string]*flight
 	reval   map[string]bool
-	nocache map[string]time.Time // hit-for-pass: key -> until
+	nocache map[uint64]time.Time // hit-for-pass: hash of the key -> until
+	seed    maphash.Seed
 	disk    *disk
 
 	bg     sync.WaitGroup
@@ -149,9 +166,10 @@ func New(cfg Config) (*Cache, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cache{cfg: cfg, log: cfg.Logger, name: cfg.Name, m: map[string][]*entry{},
-		flights: map[string]*flight{}, reval: map[string]bool{}, nocache: map[string]time.Time{}}
+		flights: map[string]*flight{}, reval: map[string]bool{}, nocache: map[uint64]time.Time{},
+		seed: maphash.MakeSeed()}
 	if cfg.Dir != "" {
-		d, err := newDisk(cfg.Dir, cfg.MaxDiskBytes)
+		d, err := newDisk(cfg.Dir, cfg.MaxDiskBytes, cfg.MaxBytes/2)
 		if err != nil {
 			return nil, err
 		}
@@ -427,9 +445,10 @@ func (c *Cache) leave(k string, f *flight) {
 func (c *Cache) uncacheable(key string, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	until, ok := c.nocache[key]
+	h := maphash.String(c.seed, key)
+	until, ok := c.nocache[h]
 	if ok && now.After(until) {
-		delete(c.nocache, key)
+		delete(c.nocache, h)
 		return false
 	}
 	return ok
@@ -438,10 +457,13 @@ func (c *Cache) uncacheable(key string, now time.Time) bool {
 func (c *Cache) markUncacheable(key string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.nocache) > 100_000 { // bound: forget them all
+	// Bound: forget them all. Keys are kept as 64-bit hashes, so this is
+	// at most about 4 MB whatever the URLs' length; a collision only
+	// means one URL is fetched without coalescing for a while.
+	if len(c.nocache) >= maxUncacheable {
 		clear(c.nocache)
 	}
-	c.nocache[key] = now.Add(uncacheableFor)
+	c.nocache[maphash.String(c.seed, key)] = now.Add(uncacheableFor)
 }
 
 type bgKey struct{}

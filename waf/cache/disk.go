@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // disk is the optional second tier: entries evicted from memory, one file
@@ -25,7 +27,13 @@ type disk struct {
 	mu    sync.Mutex
 	idx   map[string][]*diskRef // primary key -> variants
 	lru   *list.List            // of *diskRef, most recent at front
-	bytes int64
+	bytes int64                 // file bytes, bounded by max
+	// The index lives in memory: idxBytes (its real size, see refSize;
+	// written under mu, read without it by the memory tier, which counts
+	// it in MaxBytes) is bounded by maxIdx, so that many small files
+	// cannot grow it without limit.
+	idxBytes atomic.Int64
+	maxIdx   int64
 }
 
 type diskRef struct {
@@ -33,9 +41,26 @@ type diskRef struct {
 	varyNames []string
 	varyVals  []string
 	file      string
-	size      int64
+	size      int64 // file bytes
+	mem       int64 // index bytes (refSize)
 	el        *list.Element
 }
+
+// refSize is the memory one index entry holds: the ref, its list element,
+// its file name, its key (kept alive by the ref once the memory copy is
+// gone) and its map slot. The Vary arrays are counted as in entrySize.
+func refSize(primary string, varyNames, varyVals []string) int64 {
+	n := allocSize(int(unsafe.Sizeof(diskRef{}))) + allocSize(int(unsafe.Sizeof(list.Element{}))) +
+		allocSize(variantFileLen) + allocSize(len(primary)) + indexSlotBytes
+	n += allocSize(16*len(varyNames)) + allocSize(16*len(varyVals))
+	for i := range varyVals {
+		n += allocSize(len(varyVals[i])) + allocSize(len(varyNames[i]))
+	}
+	return n
+}
+
+// variantFileLen is the length of variantFile's names.
+const variantFileLen = 32 + len(".ce")
 
 // diskRecord is the file format (gob).
 type diskRecord struct {
@@ -51,7 +76,7 @@ type diskRecord struct {
 	ETag, LastMod       string
 }
 
-func newDisk(dir string, max int64) (*disk, error) {
+func newDisk(dir string, max, maxIdx int64) (*disk, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: disk tier: %w", err)
 	}
@@ -62,7 +87,7 @@ func newDisk(dir string, max int64) (*disk, error) {
 	for _, f := range old {
 		_ = os.Remove(f)
 	}
-	return &disk{dir: dir, max: max, idx: map[string][]*diskRef{}, lru: list.New()}, nil
+	return &disk{dir: dir, max: max, maxIdx: maxIdx, idx: map[string][]*diskRef{}, lru: list.New()}, nil
 }
 
 func variantFile(e *entry) string {
@@ -100,10 +125,12 @@ func (d *disk) put(e *entry, log *slog.Logger) {
 	defer d.mu.Unlock()
 	d.removeLocked(e.primary, func(r *diskRef) bool { return r.file == name }, false)
 	ref := &diskRef{primary: e.primary, varyNames: e.varyNames, varyVals: e.varyVals, file: name, size: size}
+	ref.mem = refSize(ref.primary, ref.varyNames, ref.varyVals)
 	ref.el = d.lru.PushFront(ref)
 	d.idx[e.primary] = append(d.idx[e.primary], ref)
 	d.bytes += size
-	for d.bytes > d.max {
+	d.idxBytes.Add(ref.mem)
+	for (d.bytes > d.max || d.idxBytes.Load() > d.maxIdx) && d.lru.Len() > 0 {
 		v := d.lru.Back().Value.(*diskRef)
 		d.removeLocked(v.primary, func(r *diskRef) bool { return r == v }, true)
 	}
@@ -158,6 +185,7 @@ func (d *disk) removeLocked(key string, sel func(*diskRef) bool, del bool) int {
 		if sel(r) {
 			d.lru.Remove(r.el)
 			d.bytes -= r.size
+			d.idxBytes.Add(-r.mem)
 			n++
 			if del {
 				_ = os.Remove(filepath.Join(d.dir, r.file))
@@ -202,8 +230,8 @@ func (d *disk) dropPrefix(p string) int {
 	return n
 }
 
-func (d *disk) stats() (int, int64) {
+func (d *disk) stats() (n int, bytes, idxBytes int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.lru.Len(), d.bytes
+	return d.lru.Len(), d.bytes, d.idxBytes.Load()
 }

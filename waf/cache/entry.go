@@ -131,21 +131,6 @@ func parseAge(v string) time.Duration {
 	return secs(min(n, maxDelta))
 }
 
-// entrySize approximates the memory an entry holds.
-func entrySize(e *entry) int64 {
-	n := int64(len(e.body) + len(e.primary) + 256)
-	for k, vs := range e.header {
-		n += int64(len(k)) + 16
-		for _, v := range vs {
-			n += int64(len(v)) + 16
-		}
-	}
-	for i := range e.varyVals {
-		n += int64(len(e.varyVals[i]) + len(e.varyNames[i]) + 32)
-	}
-	return n
-}
-
 // etagMatch reports whether the If-None-Match list matches etag with the
 // weak comparison of RFC 9110 §8.8.3.2.
 func etagMatch(list, etag string) bool {

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -238,16 +239,20 @@ func (t *teeWriter) newEntry(key string, now time.Time) *entry {
 	for i, n := range names {
 		vals[i] = normVary(t.r.Header.Values(n))
 	}
-	hdr := t.hdr.Clone()
-	age := parseAge(hdr.Get("Age"))
-	hdr.Del("Age")
-	hdr.Del("Cache-Status") // ours was added to the client's copy
+	age := parseAge(t.hdr.Get("Age"))
+	// Age is recomputed on every answer; ours was added to the client's
+	// copy of Cache-Status.
+	hdr := copyHeader(t.hdr, "Age", "Cache-Status")
 	if up := t.hdr.Values("Cache-Status"); len(up) > 1 {
-		hdr["Cache-Status"] = up[:len(up)-1] // keep the upstream caches' entries
+		hdr["Cache-Status"] = slices.Clone(up[:len(up)-1]) // keep the upstream caches' entries
+	}
+	body := t.buf
+	if cap(body)-len(body) > len(body)/8+64 { // append doubled it: do not keep the slack
+		body = slices.Clone(body)
 	}
 	e := &entry{
 		primary: key, varyNames: names, varyVals: vals,
-		status: t.code, header: hdr, body: t.buf,
+		status: t.code, header: hdr, body: body,
 		reqTime: t.reqTime, respTime: now, date: responseDate(hdr, now), ageValue: age,
 		lifetime: t.lifetime, cc: t.cc, etag: hdr.Get("ETag"), lastMod: hdr.Get("Last-Modified"),
 	}
@@ -260,7 +265,7 @@ func (t *teeWriter) newEntry(key string, now time.Time) *entry {
 func (c *Cache) refresh(e *entry, h http.Header, reqTime, now time.Time) *entry {
 	ne := *e
 	ne.prev, ne.next, ne.onDisk = nil, nil, ""
-	ne.header = e.header.Clone()
+	ne.header = copyHeader(e.header)
 	for k, v := range h {
 		switch k {
 		case "Content-Length", "Content-Encoding", "Content-Type", "Content-Range", "Transfer-Encoding", "Age", "Cache-Status":

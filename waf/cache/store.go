@@ -30,8 +30,9 @@ func (c *Cache) lookup(key string, r *http.Request) (*entry, bool) {
 }
 
 // insert stores e, replacing the variant with the same Vary values, and
-// evicts least recently used entries beyond MaxBytes (to disk when the
-// disk tier is on).
+// evicts least recently used entries while the memory tier and the disk
+// tier's index together exceed MaxBytes (to disk when the disk tier is
+// on).
 func (c *Cache) insert(e *entry) {
 	c.mu.Lock()
 	vs := c.m[e.primary]
@@ -52,11 +53,20 @@ func (c *Cache) insert(e *entry) {
 	c.pushFront(e)
 	c.bytes += e.size
 	var victims []*entry
-	for c.bytes > c.cfg.MaxBytes && c.tail != nil && c.tail != e {
+	// The disk tier's index counts in MaxBytes too, including the index
+	// entries the victims are about to take.
+	var idx int64
+	if c.disk != nil {
+		idx = c.disk.idxBytes.Load()
+	}
+	for c.bytes+idx > c.cfg.MaxBytes && c.tail != nil && c.tail != e {
 		v := c.tail
 		c.removeLocked(v)
 		victims = append(victims, v)
 		c.evictions.Add(1)
+		if c.disk != nil {
+			idx += refSize(v.primary, v.varyNames, v.varyVals)
+		}
 	}
 	c.mu.Unlock()
 	if c.disk != nil {
@@ -207,12 +217,15 @@ func purgeKeys(u string) []string {
 // Stats are counters since New.
 type Stats struct {
 	Hits, Misses, Stores, Evictions int64
-	// Entries and Bytes are the memory tier's current content.
+	// Entries and Bytes are the memory tier's current content; Bytes is
+	// the heap memory it holds, as bounded by Config.MaxBytes.
 	Entries int
 	Bytes   int64
-	// DiskEntries and DiskBytes are the disk tier's.
-	DiskEntries int
-	DiskBytes   int64
+	// DiskEntries and DiskBytes are the disk tier's (files);
+	// DiskIndexBytes is the memory its index holds (part of MaxBytes).
+	DiskEntries    int
+	DiskBytes      int64
+	DiskIndexBytes int64
 }
 
 // Stats returns the cache's counters.
@@ -226,7 +239,7 @@ func (c *Cache) Stats() Stats {
 		Evictions: c.evictions.Load(), Entries: n, Bytes: c.bytes}
 	c.mu.Unlock()
 	if c.disk != nil {
-		s.DiskEntries, s.DiskBytes = c.disk.stats()
+		s.DiskEntries, s.DiskBytes, s.DiskIndexBytes = c.disk.stats()
 	}
 	return s
 }

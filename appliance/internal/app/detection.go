@@ -372,6 +372,14 @@ func (w rollupThenRules) WriteEvents(ctx context.Context, evs []detect.Event) er
 // create is set and the file does not exist, it writes 32 random bytes
 // there first (mode 0600).
 func notifyKey(path string, create bool) ([]byte, error) {
+	return secretKey(path, create, "notify.key_file", notify.MinKeyLen)
+}
+
+// secretKey reads a secret key file (config key name, at least minLen
+// bytes) from path; when create is set and the file does not exist, it
+// writes 32 random bytes there first (mode 0600, directory 0750) and
+// returns them, so the key survives restarts.
+func secretKey(path string, create bool, name string, minLen int) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && create {
 		key = make([]byte, 32)
@@ -379,23 +387,23 @@ func notifyKey(path string, create bool) ([]byte, error) {
 			return nil, err
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("notify key: %w", err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("notify key: %w", err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		_, werr := f.Write(key)
 		if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-			return nil, fmt.Errorf("notify key: %w", err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		return key, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("notify.key_file: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	if len(key) < notify.MinKeyLen {
-		return nil, fmt.Errorf("notify.key_file: %s: key too short (%d bytes, want at least %d)", path, len(key), notify.MinKeyLen)
+	if len(key) < minLen {
+		return nil, fmt.Errorf("%s: %s: key too short (%d bytes, want at least %d)", name, path, len(key), minLen)
 	}
 	return key, nil
 }

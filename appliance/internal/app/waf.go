@@ -32,6 +32,8 @@ type wafService struct {
 	srv   *waf.Server
 	addrs map[string]string // config key → bound address
 	done  []chan error
+	// chalKey is the key signing the challenge cookies (wafChallengeKey).
+	chalKey []byte
 }
 
 func startWAF(_ context.Context, a *App, cfg *config.Config) (service, error) {
@@ -53,11 +55,14 @@ func startWAF(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	if wc.Engine, err = wafEngine(cfg, log); err != nil {
 		return nil, err
 	}
+	if wc.DDoS.ChallengeKey, err = wafChallengeKey(cfg); err != nil {
+		return nil, err
+	}
 	srv, err := waf.New(wc)
 	if err != nil {
 		return nil, err
 	}
-	s := &wafService{srv: srv, addrs: map[string]string{}}
+	s := &wafService{srv: srv, addrs: map[string]string{}, chalKey: wc.DDoS.ChallengeKey}
 	serve := func(addr, key string, fn func(net.Listener) error) error {
 		if addr == "" {
 			return nil
@@ -141,6 +146,17 @@ func wafConfig(cfg *config.Config) (waf.Config, error) {
 		wc.Sites[s.Host] = so
 	}
 	return wc, nil
+}
+
+// wafChallengeKey reads the key signing the challenge cookies from
+// waf.ddos.challenge_key_file (default data_dir/waf/challenge.key, created
+// on first start), so that cookies survive a restart and pass on every
+// node sharing the file. Nil when waf.ddos.disabled (no challenge).
+func wafChallengeKey(cfg *config.Config) ([]byte, error) {
+	if cfg.WAF.DDoS.Disabled {
+		return nil, nil
+	}
+	return secretKey(cfg.WAFChallengeKeyFile(), cfg.WAF.DDoS.ChallengeKeyFile == "", "waf.ddos.challenge_key_file", 16)
 }
 
 // wafServer returns the running WAF, or nil.

@@ -10,7 +10,14 @@
 // -engine plain runs plain Coraza+CRS inside waf.Server (no decoding
 // layer, no fast path), -engine none no inspection, for comparison. The
 // layer-7 DDoS limits are off unless -ddos (the load generator is one
-// address); the CDN cache is on unless -nocache.
+// address); the CDN cache is on unless -nocache, bounded by -cache-mb
+// (0: the default 256 MiB, like the appliance's waf.cache.max_mb; it counts
+// the heap really held, see waf/cache.Config.MaxBytes). -memlimit-mb sets
+// the Go runtime's soft memory limit (runtime/debug.SetMemoryLimit, as
+// GOMEMLIMIT does): under the default GOGC the heap may otherwise grow to
+// about twice the live memory (cache included) between collections. Keep
+// it at 1.5 × (cache + about 64 MiB) or more: closer to the live heap the
+// collector runs without pause and throughput falls.
 package main
 
 import (
@@ -23,6 +30,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -41,7 +49,12 @@ func main() {
 	cpuprof := flag.String("cpuprofile", "", "write a CPU profile here")
 	ddos := flag.Bool("ddos", false, "keep the layer-7 DDoS limits on (wrk sends everything from one address, so they would throttle it)")
 	noCache := flag.Bool("nocache", false, "turn the CDN cache off")
+	cacheMB := flag.Int64("cache-mb", 0, "CDN cache memory bound in MiB (0: the waf default, 256)")
+	memLimitMB := flag.Int64("memlimit-mb", 0, "Go soft memory limit in MiB (0: none, or GOMEMLIMIT from the environment)")
 	flag.Parse()
+	if *memLimitMB > 0 {
+		debug.SetMemoryLimit(*memLimitMB << 20)
+	}
 	if *data == "" {
 		log.Fatal("-data is required")
 	}
@@ -77,7 +90,7 @@ func main() {
 	}
 	srv, err := waf.New(waf.Config{Directory: dir, Sink: as, Logger: logger, Engine: e,
 		Origins: waf.OriginConfig{HealthPath: "/index.html"},
-		DDoS:    waf.DDoSConfig{Disabled: !*ddos}, Cache: waf.CacheConfig{Disabled: *noCache}})
+		DDoS:    waf.DDoSConfig{Disabled: !*ddos}, Cache: waf.CacheConfig{Disabled: *noCache, MaxBytes: *cacheMB << 20}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -103,24 +103,14 @@ func TestCompileError(t *testing.T) {
 // FuzzSameAsGo: for any pattern and text, the answers are Go's.
 func FuzzSameAsGo(f *testing.F) {
 	long := strings.Repeat("防災 ", 30)
-	for _, s := range [][2]string{
+	rxgen.Fuzz(f, [][2]string{
 		{`(?i)union\s+select`, long + "1 UNION \u017fELECT"},
 		{`(?sm)^foo$`, long + "x\nfoo\ny"},
 		{`(?i)k[ae]y`, long + "\u212aey"},
 		{`(a+)(b)?`, long + "aaab"},
 		{`\bword\b`, long + "a word."},
 		{`[^a]+`, long + "\xff\xfe"},
-	} {
-		f.Add(s[0], s[1])
-	}
-	f.Fuzz(func(t *testing.T, pattern, text string) {
-		if len(pattern) > 200 {
-			return
-		}
-		re, err := regexp.Compile(pattern)
-		if err != nil {
-			return
-		}
+	}, func(t *testing.T, re *regexp.Regexp, pattern, text string) {
 		r, err := Compile(pattern)
 		if err != nil {
 			t.Fatalf("Go compiles %q, fastrx: %v", pattern, err)

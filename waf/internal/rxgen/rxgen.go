@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"io/fs"
 	"math/rand/v2"
+	"regexp"
 	"regexp/syntax"
 	"strings"
 	"testing"
@@ -125,4 +126,22 @@ func writeRune(b *strings.Builder, c rune) {
 		return
 	}
 	b.WriteRune(c)
+}
+
+// Fuzz runs a fuzz target over (pattern, text) pairs, seeded with seeds:
+// check gets each pattern Go's regexp compiles (at most 200 bytes).
+func Fuzz(f *testing.F, seeds [][2]string, check func(t *testing.T, re *regexp.Regexp, pattern, text string)) {
+	for _, s := range seeds {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, text string) {
+		if len(pattern) > 200 {
+			return
+		}
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return
+		}
+		check(t, re, pattern, text)
+	})
 }
