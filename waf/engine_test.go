@@ -3,7 +3,9 @@ package waf_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -363,4 +365,30 @@ func TestRxOperatorSameVerdicts(t *testing.T) {
 			assert.Subset(t, ids(do), crs, c.uri)
 		}
 	}
+}
+
+// Mail header injection in a multipart form field (a contact form with
+// an attachment) is blocked by the engine: our layer reads multipart
+// fields (detector 990200); an ordinary multipart form passes.
+func TestMultipartMailHeaderInjection(t *testing.T) {
+	e := siteEngine(t)
+	form := func(email string) (http.Header, []byte) {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		require.NoError(t, mw.WriteField("name", "青葉 太郎"))
+		require.NoError(t, mw.WriteField("email", email))
+		require.NoError(t, mw.WriteField("message", "避難所の開設時間を教えてください。"))
+		fw, err := mw.CreateFormFile("photo", "road.jpg")
+		require.NoError(t, err)
+		_, _ = fw.Write([]byte("\xff\xd8\xff\xe0 not really a jpeg"))
+		require.NoError(t, mw.Close())
+		return http.Header{"Content-Type": {mw.FormDataContentType()}, "Content-Length": {fmt.Sprint(b.Len())}}, b.Bytes()
+	}
+	h, body := form("taro@example.jp\r\nBcc: list@victim.example")
+	d := inspectURI(t, e, siteHost, "POST", "/contact/send", h, body)
+	assert.Equal(t, waf.Block, d.Action, "%v", ids(d))
+	assert.Contains(t, ids(d), 990200)
+	h, body = form("taro@example.jp")
+	d = inspectURI(t, e, siteHost, "POST", "/contact/send", h, body)
+	assert.Equal(t, waf.Pass, d.Action, "%v", ids(d))
 }
