@@ -31,6 +31,7 @@
 #
 #   bash bench/appliance/all.sh             # about 4 minutes
 #   RUNS=1 DURATION=5 bash bench/appliance/all.sh
+#   SPLIT=1 bash bench/appliance/all.sh     # the resolver in its own process
 #
 # Loopback only. Needs root for apt-get when the tools are missing.
 set -euo pipefail
@@ -133,6 +134,21 @@ tenants:
         origins: [127.0.0.1:18280]
 YAML
 
+# SPLIT=1: the resolver runs as its own `seccloud run` process (the same
+# config with functions.dns only, its own data_dir and console port) and
+# the first one keeps proxy, WAF and mail (functions.dns false): the
+# deployment the README suggests for heavy mixed load, where a DNS query
+# should not wait behind busy HTTP goroutines in one Go scheduler.
+if [ "${SPLIT:-0}" = 1 ]; then
+	sed -e "s#data_dir: $W/ours/data#data_dir: $W/ours/data-dns#" \
+		-e 's#console: 127.0.0.1:19190#console: 127.0.0.1:19191#' \
+		-e '/^  proxy: 127/d' -e '/^  waf_http:/d' -e '/^  smtp:/d' \
+		"$W/ours/config.yaml" >"$W/ours/config-dns.yaml"
+	printf 'functions: {proxy: false, mail: false, waf: false}\n' >>"$W/ours/config-dns.yaml"
+	sed -i -e '/^  dns: 127/d' "$W/ours/config.yaml"
+	printf 'functions: {dns: false}\n' >>"$W/ours/config.yaml"
+fi
+
 wait_tcp() { # port
 	for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
 	echo "nothing listens on port $1" >&2
@@ -165,18 +181,29 @@ stop_peers() {
 	sleep 2
 }
 start_ours() {
-	rm -rf "$W/ours/data"
+	rm -rf "$W/ours/data" "$W/ours/data-dns"
 	(cd "$W/ours" && exec "$W/seccloud" run -config config.yaml >"$W/ours.log" 2>&1) &
 	OURPID[ours]=$!
 	until curl -sf -o /dev/null http://127.0.0.1:19190/readyz; do
 		kill -0 "${OURPID[ours]}" 2>/dev/null || { echo "seccloud died:"; tail -20 "$W/ours.log"; exit 1; }
 		sleep 0.1
 	done
+	if [ "${SPLIT:-0}" = 1 ]; then
+		(cd "$W/ours" && exec "$W/seccloud" run -config config-dns.yaml >"$W/ours-dns.log" 2>&1) &
+		OURPID[ours-dns]=$!
+		until curl -sf -o /dev/null http://127.0.0.1:19191/readyz; do
+			kill -0 "${OURPID[ours-dns]}" 2>/dev/null || { echo "seccloud (dns) died:"; tail -20 "$W/ours-dns.log"; exit 1; }
+			sleep 0.1
+		done
+	fi
 	wait_dns 15365
 }
 stop_ours() {
-	kill "${OURPID[ours]}" 2>/dev/null || true
-	wait "${OURPID[ours]}" 2>/dev/null || true
+	for k in ours ours-dns; do
+		[ -n "${OURPID[$k]:-}" ] || continue
+		kill "${OURPID[$k]}" 2>/dev/null || true
+		wait "${OURPID[$k]}" 2>/dev/null || true
+	done
 }
 
 # tree PIDFILE: clock ticks of user+system time of a daemon's master
