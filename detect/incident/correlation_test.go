@@ -223,3 +223,26 @@ func TestCorrelationResolverDetections(t *testing.T) {
 	}
 	assert.Equal(t, detect.SeverityReached, p2.only(t, "seccloud-beacon").Severity)
 }
+
+// A lookup of a C&C name is judged as the resolver's own event says:
+// sinkholed, level 2 (the terminal is likely infected); answered with
+// the real address, level 3.
+func TestCCLookupLevels(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		verdict  detect.Action
+		resolved []netip.Addr
+		want     detect.Severity
+	}{
+		{"sinkholed", detect.ActionSinkhole, nil, detect.SeverityReached},
+		{"answered", detect.ActionAllow, []netip.Addr{netip.MustParseAddr("198.51.100.66")}, detect.SeveritySucceeded},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPipeline(t, newClock(), nil)
+			p.feed(detect.Event{Time: t0, Module: "dns", Tenant: "a", Client: terminal, Verdict: detect.Verdict{Action: c.verdict},
+				DNS: detect.DNSInfo{QName: "beacon.cc.example.", QType: "A", RCode: "NOERROR", Resolved: c.resolved}})
+			inc := p.only(t, "seccloud-dns-intel-query")
+			assert.Equal(t, c.want, inc.Severity, "%v", inc.Evidence)
+		})
+	}
+}
