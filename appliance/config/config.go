@@ -255,6 +255,11 @@ type DNS struct {
 	// (recursion) or one registered domain (forwarding): random-subdomain
 	// flood defence; 0 means 200, negative means no limit.
 	FetchesPerZone int `yaml:"fetches_per_zone"`
+	// FetchesPerServer caps the queries outstanding at once to one
+	// authoritative server (recursion only): a server that stops
+	// answering cannot tie up the resolver; 0 means 1,000, negative
+	// means no limit.
+	FetchesPerServer int `yaml:"fetches_per_server"`
 	// SinkholeA and SinkholeAAAA answer names on the intel list or an RPZ
 	// (a warning page); unset means 0.0.0.0 and ::.
 	SinkholeA    netip.Addr `yaml:"sinkhole_a"`

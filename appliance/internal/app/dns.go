@@ -24,7 +24,8 @@ import (
 //     never sends a query to the real root servers on its own.
 //   - dns.fetches_per_zone: cap on outstanding queries per zone
 //     (recursion) or per registered domain (forwarders), default 200;
-//     alerts go to the event pipeline.
+//     dns.fetches_per_server: per authoritative server (recursion),
+//     default 1,000; alerts go to the event pipeline.
 //   - tenants[].zones: answered authoritatively from
 //     <data_dir>/zones/<zone>.zone when that file exists, else from a
 //     minimal zone (SOA + NS) so that the zone is served at all.
@@ -95,7 +96,7 @@ func startDNS(_ context.Context, a *App, cfg *config.Config) (service, error) {
 		closers = append(closers, fw.Close)
 	case len(cfg.DNS.RootHints) > 0:
 		rec, err := dnsres.NewRecursor(dnsres.RecursorConfig{RootHints: cfg.DNS.RootHints,
-			FetchesPerZone: cfg.DNS.FetchesPerZone, Sink: a.events.sink()})
+			FetchesPerZone: cfg.DNS.FetchesPerZone, FetchesPerServer: cfg.DNS.FetchesPerServer, Sink: a.events.sink()})
 		if err != nil {
 			return nil, fmt.Errorf("dns.root_hints: %w", err)
 		}

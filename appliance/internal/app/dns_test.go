@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,4 +85,60 @@ tenants:
 	r = askFrom("127.0.2.9", "www.example.test.")
 	require.Len(t, r.Answer, 1)
 	assert.Equal(t, "198.51.100.1", r.Answer[0].(*dns.A).A.String(), "midori: dns.tenant_upstreams")
+}
+
+// TestDNSFetchesPerServer: dns.fetches_per_server reaches the recursor. A
+// root server that never answers holds the first query; with a limit of
+// one, a second query that needs the same server fails at once (SERVFAIL)
+// while the first is still waiting.
+func TestDNSFetchesPerServer(t *testing.T) {
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hole.Close()
+	got := make(chan struct{}, 16)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := hole.ReadFrom(buf); err != nil {
+				return
+			}
+			got <- struct{}{}
+		}
+	}()
+	dir := t.TempDir()
+	a, _ := runApp(t, fmt.Sprintf(`version: 1
+data_dir: %s
+listen: {console: "127.0.0.1:0", dns: "127.0.0.1:0"}
+functions: {mail: false, waf: false, proxy: false}
+dns:
+  root_hints: ["%s"]
+  fetches_per_server: 1
+tenants:
+  - id: aoba
+    name: あおば市
+    networks: [127.0.1.0/24]
+    egress_addr: 127.0.0.1
+`, filepath.Join(dir, "data"), hole.LocalAddr().String()))
+	d := startedService[*dnsService](t, a)
+	ask := func(name string) (*dns.Msg, error) {
+		c := &dns.Client{Net: "udp", Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP("127.0.1.5")}}, Timeout: 20 * time.Second}
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, _, err := c.Exchange(m, d.srv.Addr().String())
+		return r, err
+	}
+	var firstDone atomic.Bool
+	go func() {
+		_, _ = ask("one.example.")
+		firstDone.Store(true)
+	}()
+	select {
+	case <-got: // the first query is at the silent root server
+	case <-time.After(20 * time.Second):
+		t.Fatal("the recursor never asked the root hint")
+	}
+	r, err := ask("two.example.")
+	require.NoError(t, err)
+	assert.Equal(t, dns.RcodeServerFailure, r.Rcode)
+	assert.False(t, firstDone.Load(), "the second query failed at the limit, not after the first timed out")
 }
