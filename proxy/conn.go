@@ -997,5 +997,8 @@ func (cc *clientConn) decideAndResolve(r Request, ip netip.Addr, keep bool, ev *
 		}
 		return nil, false, cc.block(v, r.URL, keep, ev)
 	}
+	if v.Action == detect.ActionReport && ev.Verdict.Action == detect.ActionNone {
+		ev.Verdict = v // a listed address, reported for a report-only tenant
+	}
 	return addrs, true, keep
 }

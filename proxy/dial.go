@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -51,6 +52,9 @@ func (e errResolve) Unwrap() error { return e.err }
 // resolve returns the checked addresses of host (ip when host is a
 // literal). When every address is refused it returns the first refusal
 // and, as the only address, the one refused (for the event; never dialed).
+// A resolved address on Config.Intel's list is refused, or, for a
+// report-only tenant, kept with an ActionReport verdict returned for the
+// event.
 // The caller dials only the returned addresses: what was checked is what
 // is dialed, so a DNS answer changing between check and dial cannot slip
 // through (no rebinding gap).
@@ -70,12 +74,29 @@ func (s *Server) resolve(ctx context.Context, t *tenant.Tenant, host string, ip 
 		}
 		addrs = as
 	}
+	var set *intel.Set
+	if s.cfg.Intel != nil && !ip.IsValid() {
+		set = s.cfg.Intel.Load()
+	}
 	ok := addrs[:0]
-	var first detect.Verdict
+	var first, report detect.Verdict
 	var refused netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()
-		if v, allowed := s.checkDest(t, a); !allowed {
+		v, allowed := s.checkDest(t, a)
+		if allowed && set != nil {
+			if ind, hit := set.Addr(a); hit {
+				iv := detect.Verdict{Action: detect.ActionBlock, Rule: RuleIntel, RuleName: "threat-intelligence address",
+					Reason: host + " resolves to " + a.String() + ", which matches " + ind.Value + " (" + ind.Source + ")", Score: 100}
+				if t.Policy.ReportOnly {
+					iv.Action = detect.ActionReport
+					report = iv
+				} else {
+					v, allowed = iv, false
+				}
+			}
+		}
+		if !allowed {
 			if first.Action == detect.ActionNone {
 				first, refused = v, a
 			}
@@ -88,7 +109,7 @@ func (s *Server) resolve(ctx context.Context, t *tenant.Tenant, host string, ip 
 		// correlations on the address (C&C) see refused attempts too
 		return append(ok, refused), first, nil
 	}
-	return ok, detect.Verdict{}, nil
+	return ok, report, nil
 }
 
 var errNoEgress = errors.New("proxy: the tenant has no egress address of the destination's address family")

@@ -15,8 +15,8 @@ const RuleIntel = "proxy-intel"
 // indicator — the host as a domain (with its parents) or as an address, or,
 // for plain HTTP, the URL — and passes every other request to Next (nil:
 // allowed). A report-only tenant gets ActionReport instead of a block. The
-// check is on the requested host; an address a name resolves to is not
-// looked up here. Safe for concurrent use; the set is read from Intel at
+// check is on the requested host; the addresses a name resolves to are
+// checked by the Server when Config.Intel is set. Safe for concurrent use; the set is read from Intel at
 // each request, so a reload takes effect at once.
 type IntelDecider struct {
 	// Intel holds the indicators; nil means none.

@@ -1,7 +1,12 @@
 package proxy_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -56,4 +61,50 @@ func TestIntelDecider(t *testing.T) {
 	v, err := d.Decide(context.Background(), proxy.Request{Tenant: enforce, Method: "GET", Host: "cc.example", URL: "http://cc.example/"})
 	require.NoError(t, err)
 	assert.Equal(t, detect.ActionNone, v.Action)
+}
+
+// Config.Intel checks the addresses a name resolves to: a name on no list
+// that points at a listed address is refused (and its address is in the
+// event, for the C&C correlations); a report-only tenant is reported and
+// served; the check follows a reload.
+func TestResolvedAddressIntel(t *testing.T) {
+	o := origin(t, "127.0.0.1:0", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	_, port, _ := net.SplitHostPort(o.Listener.Addr().String())
+	set, err := intel.Build([]intel.Indicator{{Kind: intel.KindAddr, Value: "127.0.0.1/32", Source: "c2-addrs.txt:1"}})
+	require.NoError(t, err)
+	live := intel.NewLive(set)
+	lo := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	e := startProxy(t, proxy.Config{Intel: live, Resolver: fakeResolver{"fresh.example": lo}})
+	u := "http://fresh.example:" + port + "/"
+
+	resp, body := get(t, e.client(termA), u)
+	assert.Equal(t, 403, resp.StatusCode, body)
+	ev := e.sink.waitEvents(t, 1)[0]
+	assert.Equal(t, detect.ActionBlock, ev.Verdict.Action)
+	assert.Equal(t, proxy.RuleIntel, ev.Verdict.Rule)
+	assert.Contains(t, ev.Verdict.Reason, "fresh.example resolves to 127.0.0.1")
+	assert.Equal(t, "127.0.0.1", ev.Dest.Addr().String())
+
+	resp, body = get(t, e.client(termC), u) // report-only tenant
+	assert.Equal(t, 200, resp.StatusCode, body)
+	ev = e.sink.waitEvents(t, 2)[1]
+	assert.Equal(t, detect.ActionReport, ev.Verdict.Action)
+	assert.Equal(t, proxy.RuleIntel, ev.Verdict.Rule)
+
+	c := e.dial(t, termA) // a tunnel by name is checked the same way
+	fmt.Fprintf(c, "CONNECT fresh.example:443 HTTP/1.1\r\nHost: fresh.example:443\r\n\r\n")
+	cr, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+	require.NoError(t, err)
+	assert.Equal(t, 403, cr.StatusCode)
+	ev = e.sink.waitEvents(t, 3)[2]
+	assert.Equal(t, proxy.RuleIntel, ev.Verdict.Rule)
+
+	resp, body = get(t, e.client(termA), "http://127.0.0.1:"+port+"/")
+	assert.Equal(t, 200, resp.StatusCode, "a literal address is the Decider's (IntelDecider) to judge: %s", body)
+
+	empty, err := intel.Build(nil)
+	require.NoError(t, err)
+	live.Store(empty)
+	resp, body = get(t, e.client(termA), u)
+	assert.Equal(t, 200, resp.StatusCode, "after the reload: %s", body)
 }

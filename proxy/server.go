@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jichitai/seccloud/detect"
+	"github.com/jichitai/seccloud/detect/intel"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -78,6 +79,14 @@ type Config struct {
 	// Decider judges each request by name and URL. Nil allows everything
 	// (the destination checks below still apply).
 	Decider Decider
+	// Intel, when set, checks every address a destination name resolves
+	// to against its address indicators before dialing: a name not on
+	// any list that points at a listed C&C address is refused with
+	// RuleIntel (reported, and dialed, for a report-only tenant). The
+	// name itself and literal addresses are the Decider's (IntelDecider).
+	// Nil means no check. Read at each request, so a reload takes effect
+	// at once.
+	Intel *intel.Live
 	// Resolver resolves destination names. Nil means net.DefaultResolver.
 	// The Server dials exactly the addresses it checked.
 	Resolver Resolver

@@ -26,7 +26,8 @@ import (
 //     policy.block_categories feed the URL filter; policy.no_tls_inspect
 //     turns inspection off for a tenant.
 //   - intel.*: the shared threat-intelligence set blocks requests to listed
-//     domains, addresses and URLs (proxy.IntelDecider, before the lists).
+//     domains, addresses and URLs (proxy.IntelDecider, before the lists),
+//     and the addresses a requested name resolves to (proxy.Config.Intel).
 //   - proxy.*: loopback destinations, CONNECT ports, trusted downstream
 //     proxies, TLS inspection (CA in data_dir/proxy-ca.pem, created on
 //     first start; terminals download it from
@@ -78,6 +79,7 @@ func startProxy(_ context.Context, a *App, cfg *config.Config) (service, error) 
 	}
 	pc.Directory, pc.Sink, pc.Logger = a.live, a.events.sink(), log
 	pc.Decider = proxy.IntelDecider{Intel: a.intel(), Next: lists}
+	pc.Intel = a.intel() // the addresses a name resolves to, at dial time
 	if proxyTestResolver != nil {
 		pc.Resolver = proxyTestResolver
 	}
