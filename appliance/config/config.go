@@ -359,6 +359,11 @@ type Proxy struct {
 	// among the busy tenants by tenants[].bandwidth_mbps.weight, on top
 	// of each tenant's own caps. Zero: not shared.
 	GlobalBandwidthMbps ProxyGlobalBandwidth `yaml:"global_bandwidth_mbps"`
+	// TenantConns caps the client connections one tenant holds at once
+	// (keep-alive connections and tunnels alike); beyond it a new
+	// request is refused with 503 (rule proxy-tenant-connections). Zero:
+	// no cap.
+	TenantConns int `yaml:"tenant_conns"`
 }
 
 // ProxyGlobalBandwidth is the line's capacity in Mbit/s per direction.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jichitai/seccloud/appliance/config"
 	"github.com/jichitai/seccloud/proxy"
+	"github.com/jichitai/seccloud/ratelimit"
 )
 
 // The forward web proxy (package proxy), wired from the configuration:
@@ -225,6 +226,16 @@ func proxyConfig(cfg *config.Config) (pc proxy.Config, caFile string, scanner *p
 		return pc, "", nil, fmt.Errorf("proxy.global_bandwidth_mbps: must not be negative, got up %d down %d", g.Up, g.Down)
 	}
 	pc.GlobalBandwidth = proxy.GlobalBandwidth{UpMbps: p.GlobalBandwidthMbps.Up, DownMbps: p.GlobalBandwidthMbps.Down}
+	switch {
+	case p.TenantConns < 0:
+		return pc, "", nil, fmt.Errorf("proxy.tenant_conns: must not be negative, got %d", p.TenantConns)
+	case p.TenantConns > 0:
+		lim, err := ratelimit.NewConcurrency[string](ratelimit.ConcurrencyConfig{MaxInFlight: p.TenantConns})
+		if err != nil {
+			return pc, "", nil, fmt.Errorf("proxy.tenant_conns: %w", err)
+		}
+		pc.TenantConns = lim
+	}
 	if sc := p.Scan; sc.Clamd != "" {
 		if sc.MaxBytes < 0 {
 			return pc, "", nil, fmt.Errorf("proxy.scan.max_bytes: must not be negative")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,4 +235,40 @@ proxy:
 	assert.Equal(t, "127.0.1.5", terminals[o.URL+"/noxff"], "XFF from a terminal is ignored")
 	assert.Contains(t, paths, "breakout")
 	assert.Contains(t, paths, "fallback")
+}
+
+// TestProxyTenantConns: proxy.tenant_conns caps one tenant's connections;
+// another tenant is not affected, and a freed slot is usable again.
+func TestProxyTenantConns(t *testing.T) {
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "origin ok") }))
+	t.Cleanup(o.Close)
+	a, _ := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", proxy: "127.0.0.1:0"}
+proxy: {tenant_conns: 1}
+tenants:
+  - {id: tsu, name: 津市, networks: [127.0.1.0/24], egress_addr: 127.0.0.1}
+  - {id: ise, name: 伊勢市, networks: [127.0.2.0/24], egress_addr: 127.0.0.1}
+`)
+	addr := startedService[*proxyService](t, a).addr
+	client := func(src string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		proxyURL, _ := url.Parse("http://" + addr)
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), DialContext: d.DialContext}}
+	}
+	status := func(c *http.Client) int {
+		resp, err := c.Get(o.URL + "/x")
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	first := client("127.0.1.5") // keeps its connection (keep-alive): the slot
+	assert.Equal(t, 200, status(first))
+	second := client("127.0.1.6")
+	assert.Equal(t, 503, status(second), "the tenant's one connection is taken")
+	assert.Equal(t, 200, status(client("127.0.2.5")), "another tenant has its own slot")
+	first.CloseIdleConnections()
+	require.Eventually(t, func() bool { return status(client("127.0.1.7")) == 200 }, 10*time.Second, 50*time.Millisecond,
+		"the freed slot serves again")
 }
