@@ -52,6 +52,13 @@ type Config struct {
 	// recipient tenant's share inbound). Relay rules (no open relay) are never
 	// report-only.
 	ReportOnly bool
+	// OutboundLimit caps the recipients one outbound sender (the tenant
+	// and the envelope sender address) may be given over time: beyond it
+	// RCPT gets 450 4.7.1 (the client retries later) and the session's
+	// first refusal is an event (rule mail-sender-rate, tempfail), so a
+	// hijacked account cannot send a burst of spam through the prefecture's
+	// line. *ratelimit.Keyed[string] implements it. Nil means no cap.
+	OutboundLimit SenderLimiter
 	// Sink receives one event per message and per delivery attempt; nil
 	// means detect.Discard.
 	Sink detect.Sink
@@ -261,4 +268,12 @@ func (c *Config) setDefaults() error {
 		c.Now = time.Now
 	}
 	return nil
+}
+
+// SenderLimiter decides whether an outbound sender (key: tenant id, NUL,
+// lower-cased envelope sender) may be given one more recipient.
+// *ratelimit.Keyed[string] implements it. Implementations must be safe
+// for concurrent use.
+type SenderLimiter interface {
+	Allow(key string) bool
 }

@@ -282,17 +282,20 @@ func (s *Server) serveConn(c net.Conn) {
 
 // session is one SMTP connection.
 type session struct {
-	s        *Server
-	c        net.Conn
-	r        *bufio.Reader
-	w        *bufio.Writer
-	client   netip.AddrPort
-	tenant   *tenant.Tenant // client's tenant (outbound) or nil (internet)
-	helo     string
-	esmtp    bool
-	tls      bool
-	errors   int
-	accepted int
+	s      *Server
+	c      net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	client netip.AddrPort
+	tenant *tenant.Tenant // client's tenant (outbound) or nil (internet)
+	// rateLimited: this session's sender was refused by OutboundLimit
+	// (one event per session)
+	rateLimited bool
+	helo        string
+	esmtp       bool
+	tls         bool
+	errors      int
+	accepted    int
 
 	// transaction
 	hasFrom bool
@@ -647,6 +650,19 @@ func (ss *session) rcpt(cmd command) {
 	}
 	if len(ss.rcpts) >= cfg.Session.MaxRecipients {
 		ss.reply(452, "4.5.3", "too many recipients")
+		return
+	}
+	if ss.tenant != nil && cfg.OutboundLimit != nil && !cfg.OutboundLimit.Allow(ss.tenant.ID+"\x00"+strings.ToLower(ss.from.addr)) {
+		if !ss.rateLimited {
+			ss.rateLimited = true
+			e := ss.event()
+			e.Type, e.Outcome, e.Action = "denied", "failure", "smtp_rcpt"
+			e.Email.From, e.Email.To = ss.from.addr, []string{p.addr}
+			e.Verdict = detect.Verdict{Action: detect.ActionTempFail, Rule: "mail-sender-rate", RuleName: "outbound sender rate",
+				Reason: "sender " + ss.from.addr + " of tenant " + ss.tenant.ID + " is over its recipient rate"}
+			cfg.Sink.Emit(e)
+		}
+		ss.reply(450, "4.7.1", "<"+p.addr+">: sender rate limit exceeded, try again later")
 		return
 	}
 	ss.rcpts = append(ss.rcpts, p.addr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jichitai/seccloud/detect"
 	"github.com/jichitai/seccloud/mailrelay"
+	"github.com/jichitai/seccloud/ratelimit"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -330,4 +332,44 @@ func TestRecipientValidation(t *testing.T) {
 	cl2.expect("MAIL FROM:<staff@a.example.jp>", 250)
 	cl2.expect("RCPT TO:<anyone@internet.example>", 250)
 	cl2.expect("RCPT TO:<nobody@a.example.jp>", 550)
+}
+
+// OutboundLimit caps the recipients of one outbound sender: beyond it RCPT
+// gets 450 (the client retries later), one event per session says so,
+// another sender of the same tenant and inbound mail are not affected.
+func TestOutboundSenderRate(t *testing.T) {
+	lim, err := ratelimit.NewKeyed[string](ratelimit.KeyedConfig{Rate: 1e-6, Burst: 3})
+	require.NoError(t, err)
+	f := newFixture(t, func(c *mailrelay.Config) { c.OutboundLimit = lim })
+	cl := dial(t, f.addr, "127.0.1.5")
+	cl.expect("EHLO pc.a.example.jp", 250)
+	cl.expect("MAIL FROM:<Staff@a.example.jp>", 250)
+	for i := 0; i < 3; i++ {
+		cl.expect(fmt.Sprintf("RCPT TO:<r%d@internet.example>", i), 250)
+	}
+	text := cl.expect("RCPT TO:<r3@internet.example>", 450)
+	assert.Contains(t, text, "4.7.1")
+	cl.expect("RCPT TO:<r4@internet.example>", 450)
+	cl.expect("RSET", 250)
+	cl.expect("MAIL FROM:<staff@A.example.jp>", 250)
+	cl.expect("RCPT TO:<r5@internet.example>", 450) // the same sender, any case
+	cl.expect("RSET", 250)
+	cl.expect("MAIL FROM:<other@a.example.jp>", 250)
+	cl.expect("RCPT TO:<r6@internet.example>", 250) // another sender
+	var limited []detect.Event
+	for _, e := range f.events.all() {
+		if e.Verdict.Rule == "mail-sender-rate" {
+			limited = append(limited, e)
+		}
+	}
+	require.Len(t, limited, 1, "one event per session")
+	assert.Equal(t, detect.ActionTempFail, limited[0].Verdict.Action)
+	assert.Equal(t, "a", limited[0].Tenant)
+
+	in := dial(t, f.addr, "127.0.0.9") // inbound: no sender cap
+	in.expect("EHLO mx.internet.example", 250)
+	in.expect("MAIL FROM:<x@internet.example>", 250)
+	for i := 0; i < 5; i++ {
+		in.expect(fmt.Sprintf("RCPT TO:<u%d@a.example.jp>", i), 250)
+	}
 }

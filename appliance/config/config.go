@@ -472,6 +472,11 @@ type Mail struct {
 	// whose From: domain is a key's domain (or a subdomain of it) is
 	// DKIM-signed. Empty = no signing.
 	DKIM []MailDKIM `yaml:"dkim"`
+	// OutboundRecipientsPerHour caps the recipients one sender address of
+	// a tenant may be given per hour (an hour's worth at once); beyond it
+	// RCPT is deferred with 450 4.7.1 and an event (rule
+	// mail-sender-rate). Zero: no cap; negative is an error.
+	OutboundRecipientsPerHour int `yaml:"outbound_recipients_per_hour"`
 }
 
 // MailDKIM is one DKIM signing key of a tenant mail domain.

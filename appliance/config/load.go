@@ -250,6 +250,12 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 			}
 		}
 	}
+	if c.Mail.OutboundRecipientsPerHour < 0 {
+		d.at(root, "mail.outbound_recipients_per_hour", "must not be negative, found %d", c.Mail.OutboundRecipientsPerHour)
+	}
+	if c.Proxy.TenantConns < 0 {
+		d.at(root, "proxy.tenant_conns", "must not be negative, found %d", c.Proxy.TenantConns)
+	}
 	if c.DNS.RRL.ClientRate < 0 {
 		d.at(root, "dns.rrl.client_rate", "negative rate")
 	}

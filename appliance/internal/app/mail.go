@@ -15,6 +15,7 @@ import (
 	"github.com/jichitai/seccloud/appliance/config"
 	"github.com/jichitai/seccloud/internal/clamd"
 	"github.com/jichitai/seccloud/mailrelay"
+	"github.com/jichitai/seccloud/ratelimit"
 	"github.com/jichitai/seccloud/mailrelay/rspamd"
 	"github.com/jichitai/seccloud/mailrelay/spam"
 	"github.com/jichitai/seccloud/tenant"
@@ -144,8 +145,21 @@ func startMail(_ context.Context, a *App, cfg *config.Config) (service, error) {
 		}
 		return nil, err
 	}
+	var outLimit mailrelay.SenderLimiter
+	if n := cfg.Mail.OutboundRecipientsPerHour; n > 0 {
+		// an hour's worth at once, then n per hour
+		lim, err := ratelimit.NewKeyed[string](ratelimit.KeyedConfig{Rate: float64(n) / 3600, Burst: n})
+		if err != nil {
+			if av != nil {
+				av.Close()
+			}
+			return nil, fmt.Errorf("mail.outbound_recipients_per_hour: %w", err)
+		}
+		outLimit = lim
+	}
 	srv, err := mailrelay.New(mailrelay.Config{
-		Hostname:  host,
+		Hostname:      host,
+		OutboundLimit: outLimit,
 		Directory: a.live,
 		Queue:     mailrelay.QueueConfig{Dir: filepath.Join(cfg.Path(cfg.DataDir), "mailq")},
 		Delivery: mailrelay.DeliveryConfig{Smarthost: cfg.Mail.Smarthost,

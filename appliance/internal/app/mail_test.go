@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"net"
 	"net/smtp"
 	"strings"
 	"testing"
@@ -175,4 +176,35 @@ tenants:
 	require.Len(t, list.Items, 1)
 	assert.Equal(t, "attachment", list.Items[0].Reason)
 	assert.Len(t, mx.Messages(), 1)
+}
+
+// TestMailOutboundRate: mail.outbound_recipients_per_hour reaches the
+// relay: a tenant sender gets 450 beyond its hour's worth of recipients.
+func TestMailOutboundRate(t *testing.T) {
+	a, _ := runApp(t, `version: 1
+data_dir: data
+listen: {console: "127.0.0.1:0", smtp: "127.0.0.1:0"}
+functions: {proxy: false, dns: false, waf: false}
+mail: {hostname: relay.test, smarthost: "127.0.0.1:9", outbound_recipients_per_hour: 2}
+tenants:
+  - id: tsu
+    name: 津市
+    networks: [127.0.1.0/24]
+    egress_addr: 127.0.0.1
+    mail_domains: [city.tsu.example.jp]
+`)
+	addr := startedService[*mailService](t, a).addr
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.1.5")}}
+	conn, err := d.Dial("tcp", addr)
+	require.NoError(t, err)
+	c, err := smtp.NewClient(conn, "relay.test")
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Hello("pc.city.tsu.example.jp"))
+	require.NoError(t, c.Mail("staff@city.tsu.example.jp"))
+	require.NoError(t, c.Rcpt("a@internet.example"))
+	require.NoError(t, c.Rcpt("b@internet.example"))
+	err = c.Rcpt("c@internet.example")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "450")
 }
