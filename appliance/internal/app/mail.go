@@ -15,9 +15,9 @@ import (
 	"github.com/jichitai/seccloud/appliance/config"
 	"github.com/jichitai/seccloud/internal/clamd"
 	"github.com/jichitai/seccloud/mailrelay"
-	"github.com/jichitai/seccloud/ratelimit"
 	"github.com/jichitai/seccloud/mailrelay/rspamd"
 	"github.com/jichitai/seccloud/mailrelay/spam"
+	"github.com/jichitai/seccloud/ratelimit"
 	"github.com/jichitai/seccloud/tenant"
 )
 
@@ -160,8 +160,8 @@ func startMail(_ context.Context, a *App, cfg *config.Config) (service, error) {
 	srv, err := mailrelay.New(mailrelay.Config{
 		Hostname:      host,
 		OutboundLimit: outLimit,
-		Directory: a.live,
-		Queue:     mailrelay.QueueConfig{Dir: filepath.Join(cfg.Path(cfg.DataDir), "mailq")},
+		Directory:     a.live,
+		Queue:         mailrelay.QueueConfig{Dir: filepath.Join(cfg.Path(cfg.DataDir), "mailq")},
 		Delivery: mailrelay.DeliveryConfig{Smarthost: cfg.Mail.Smarthost,
 			// mail towards the internet leaves from the sender tenant's
 			// egress address

@@ -3,8 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"net"
+	"net/http/httptest"
 	"net/smtp"
 	"strings"
 	"testing"

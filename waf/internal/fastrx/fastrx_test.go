@@ -1,11 +1,13 @@
 package fastrx
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -82,6 +84,38 @@ func TestSameAsGoOnCRS(t *testing.T) {
 	t.Logf("%d CRS patterns, %d run by RE2, %d generated texts matched", len(pats), re2, matched)
 	assert.Greater(t, re2, len(pats)*9/10, "RE2 takes nearly every CRS pattern")
 	assert.Greater(t, matched, len(pats)*tries/2)
+}
+
+// One Regexp used from many goroutines at once (RE2 runs in a pool of
+// module instances) answers each as Go does.
+func TestConcurrentUse(t *testing.T) {
+	pats := rxgen.CRSPatterns(t)[:40]
+	rs := make([]*Regexp, len(pats))
+	gs := make([]*regexp.Regexp, len(pats))
+	for i, p := range pats {
+		rs[i], gs[i] = MustCompile("(?sm)"+p), regexp.MustCompile("(?sm)"+p)
+	}
+	texts := []string{contexts[4] + "; cat /etc/passwd", contexts[5] + "<script>alert(1)</script>", contexts[4], contexts[6] + "' or 1=1--"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 50; n++ {
+				i, s := (g*7+n)%len(rs), texts[(g+n)%len(texts)]
+				if rs[i].MatchString(s) != gs[i].MatchString(s) {
+					errs <- fmt.Sprintf("%.60s on %.40q", pats[i], s)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error("differs from Go:", e)
+	}
 }
 
 func TestInvalidUTF8GoesToGo(t *testing.T) {
