@@ -55,28 +55,7 @@ func TestCookieChallenge(t *testing.T) {
 	clk := time.Unix(1_800_000_000, 0)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }
 	newSrv := func(noChallenge bool) (*Server, *evRecorder) {
-		rec := &evRecorder{}
-		s, err := New(Config{Directory: dir, Sink: rec, Now: now, Origins: OriginConfig{HealthInterval: -1},
-			DDoS: DDoSConfig{AdaptiveMinRate: 5, BaselineHalfLife: 5 * time.Second, NoChallenge: noChallenge, ChallengeTTL: time.Minute}})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		// the site learns a baseline of 20 req/s, then a flood of 50
-		// clients puts it into protection
-		sl := s.ddos.site(host)
-		for sec := range 60 {
-			for i := range 20 {
-				sl.hit(netip.MustParseAddr(fmt.Sprintf("127.0.1.%d", i+1)), clk.Add(time.Duration(sec)*time.Second+time.Duration(i)*10*time.Millisecond), &s.ddos.cfg)
-			}
-		}
-		for sec := 60; sec < 62; sec++ {
-			for k := range 100 {
-				for i := range 50 {
-					sl.hit(netip.MustParseAddr(fmt.Sprintf("127.0.3.%d", i+1)), clk.Add(time.Duration(sec)*time.Second+time.Duration(k)*10*time.Millisecond), &s.ddos.cfg)
-				}
-			}
-		}
-		require.True(t, sl.attack, "site in protection")
-		return s, rec
+		return attackedSite(t, dir, host, DDoSConfig{AdaptiveMinRate: 5, BaselineHalfLife: 5 * time.Second, NoChallenge: noChallenge, ChallengeTTL: time.Minute}, now)
 	}
 	s, rec := newSrv(false)
 	mu.Lock()
@@ -180,6 +159,33 @@ func TestCookieChallenge(t *testing.T) {
 		}
 	}
 	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+}
+
+// attackedSite starts a Server (clock now) whose site host is in
+// adaptive protection: a baseline of 20 req/s for a minute, then two
+// seconds of a flood from 50 clients (127.0.3.1-50).
+func attackedSite(t *testing.T, dir tenant.Directory, host string, ddos DDoSConfig, now func() time.Time) (*Server, *evRecorder) {
+	t.Helper()
+	rec := &evRecorder{}
+	s, err := New(Config{Directory: dir, Sink: rec, Now: now, Origins: OriginConfig{HealthInterval: -1}, DDoS: ddos})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	sl := s.ddos.site(host)
+	clk := now()
+	for sec := range 60 {
+		for i := range 20 {
+			sl.hit(netip.MustParseAddr(fmt.Sprintf("127.0.1.%d", i+1)), clk.Add(time.Duration(sec)*time.Second+time.Duration(i)*10*time.Millisecond), &s.ddos.cfg)
+		}
+	}
+	for sec := 60; sec < 62; sec++ {
+		for k := range 100 {
+			for i := range 50 {
+				sl.hit(netip.MustParseAddr(fmt.Sprintf("127.0.3.%d", i+1)), clk.Add(time.Duration(sec)*time.Second+time.Duration(k)*10*time.Millisecond), &s.ddos.cfg)
+			}
+		}
+	}
+	require.True(t, sl.attack, "site in protection")
+	return s, rec
 }
 
 func TestChallengeConfig(t *testing.T) {

@@ -78,6 +78,15 @@ type DDoSConfig struct {
 	// other nodes; the appliance keeps its key in a file,
 	// waf.ddos.challenge_key_file).
 	ChallengeKey []byte
+	// ChallengeWork, when > 0, turns the cookie challenge into a
+	// JavaScript proof of work: the page (503, never cached) carries a
+	// signed seed, and the browser must find a number whose SHA-256 with
+	// the seed starts with ChallengeWork zero bits before its cookie is
+	// accepted, so a tool that keeps cookies but runs no JavaScript — or
+	// runs it at flood rates — stays out. 16 is about 65,000 hashes, a
+	// fraction of a second in a browser; at most 24. 0 (default) keeps
+	// the JavaScript-free cookie challenge.
+	ChallengeWork int
 	// ChallengeTTL is how long a passed challenge counts; 0 means
 	// DefaultChallengeTTL (10 min).
 	ChallengeTTL time.Duration

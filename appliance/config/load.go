@@ -253,6 +253,9 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	if c.Mail.OutboundRecipientsPerHour < 0 {
 		d.at(root, "mail.outbound_recipients_per_hour", "must not be negative, found %d", c.Mail.OutboundRecipientsPerHour)
 	}
+	if w := c.WAF.DDoS.ChallengeWork; w < 0 || w > 24 {
+		d.at(root, "waf.ddos.challenge_work", "want 0 (cookie challenge) to 24 bits, found %d", w)
+	}
 	if c.Proxy.TenantConns < 0 {
 		d.at(root, "proxy.tenant_conns", "must not be negative, found %d", c.Proxy.TenantConns)
 	}

@@ -49,6 +49,10 @@ type WAFDDoS struct {
 	ConnsPerSource int            `yaml:"conns_per_source"`
 	AdaptiveFactor float64        `yaml:"adaptive_factor"`
 	Exempt         []netip.Prefix `yaml:"exempt"`
+	// ChallengeWork is the proof of work (leading zero bits of SHA-256,
+	// 0-24) a browser must do in JavaScript before the challenge cookie
+	// counts; 0 keeps the JavaScript-free cookie challenge.
+	ChallengeWork int `yaml:"challenge_work"`
 	// ChallengeKeyFile holds the key (at least 16 bytes) signing the
 	// challenge cookies of adaptive protection. Empty means
 	// DataDir/waf/challenge.key, created with 32 random bytes (mode
