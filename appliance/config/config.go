@@ -83,6 +83,11 @@ type Config struct {
 	Cluster Cluster `yaml:"cluster"`
 	// WAF configures the sites' WAF / CDN (waf.go).
 	WAF WAF `yaml:"waf"`
+	// MemoryLimitMB is the Go runtime's soft memory limit of the process:
+	// > 0 that many MiB; 0 (default) three quarters of the memory the
+	// process may use (the machine's, or its cgroup's when lower); < 0
+	// none. The GOMEMLIMIT environment variable wins when set.
+	MemoryLimitMB int64 `yaml:"memory_limit_mb"`
 
 	file string           // the file name errors refer to
 	raw  []byte           // the bytes parsed

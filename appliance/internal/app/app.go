@@ -151,6 +151,7 @@ func (a *App) Logger() *slog.Logger { return a.log }
 // stops, the incident journal and the store close.
 func (a *App) Run(ctx context.Context, shutdownTimeout time.Duration) error {
 	cfg := a.cfg.Load()
+	applyMemoryLimit(cfg.MemoryLimitMB, a.log) // memlimit.go; restart to change
 	if err := writeRunFile(cfg.RunFile(), runFile{Pid: os.Getpid(), Console: a.ConsoleAddr(), Config: a.opts.ConfigPath}); err != nil {
 		a.log.Warn("cannot write run file; `config rollback` will not find this instance", "err", err)
 	}
