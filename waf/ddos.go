@@ -98,6 +98,18 @@ type DDoSConfig struct {
 	// store round trip; a store that does not answer degrades to local
 	// limits inside ratelimit.Shared. Nil keeps the limit in process.
 	Shared ClientLimiter
+	// GlobalInFlight caps the requests the whole gateway inspects and
+	// forwards at once, across all sites, so that under global overload
+	// the disaster-information sites (tenant.Site.Disaster) keep being
+	// served: other sites may hold at most (1 − DisasterReserve) of the
+	// slots, a disaster site every one. Over its cap a request gets the
+	// site's stored copy from the CDN cache when there is one, else 503
+	// with Retry-After (rule waf-overload, action drop). Exempt sources
+	// count too. 0 (default) means no cap.
+	GlobalInFlight int
+	// DisasterReserve is the share of GlobalInFlight only disaster sites
+	// may use; 0 means DefaultDisasterReserve (0.25). Below 1.
+	DisasterReserve float64
 }
 
 // ClientLimiter decides a keyed rate limit outside the process;
@@ -117,6 +129,7 @@ const (
 	DefaultAdaptiveMinRate  = 20
 	DefaultMinClientShare   = 2
 	DefaultBaselineHalfLife = 10 * time.Minute
+	DefaultDisasterReserve  = 0.25
 )
 
 func (c *DDoSConfig) defaults() error {
@@ -149,6 +162,12 @@ func (c *DDoSConfig) defaults() error {
 	}
 	if c.MaxClients == 0 {
 		c.MaxClients = 1 << 16
+	}
+	if c.DisasterReserve == 0 {
+		c.DisasterReserve = DefaultDisasterReserve
+	}
+	if c.GlobalInFlight < 0 || c.DisasterReserve < 0 || c.DisasterReserve >= 1 {
+		return fmt.Errorf("waf: Config.DDoS: GlobalInFlight %d must not be negative and DisasterReserve %g must be in [0, 1)", c.GlobalInFlight, c.DisasterReserve)
 	}
 	if c.ClientRate < 0 || c.ClientBurst < 0 || c.ClientInFlight < 0 || c.ConnsPerSource < 0 ||
 		c.AdaptiveFactor < 1 || c.AdaptiveMinRate < 0 || c.MinClientShare < 0 || c.AdaptiveWindow < 0 || c.BaselineHalfLife < 0 || c.MaxClients < 0 {

@@ -343,3 +343,85 @@ func (w *sliceWriter) Write(p []byte) (int, error) { *w.b = append(*w.b, p...); 
 type netip4Prefix = netip.Prefix
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestGlobalOverloadDisasterFirst: with GlobalInFlight 4 and the default
+// reserve (a quarter), the other sites may hold 3 requests at once and a
+// disaster site all 4. Over its cap an ordinary site answers from the
+// cache or 503 (waf-overload); the disaster site still gets its slot; the
+// slots come back when the requests finish.
+func TestGlobalOverloadDisasterFirst(t *testing.T) {
+	hold := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(hold) }) })
+	entered := make(chan struct{}, 16)
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-hold
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "%s %s", r.Host, r.URL.Path)
+	}))
+	t.Cleanup(o.Close)
+	const city, bousai = "www.aoba.example.jp", "bousai.aoba.example.jp"
+	rec := &recorder{}
+	s := newServer(t, waf.Config{Sink: rec, Origins: waf.OriginConfig{HealthInterval: -1},
+		Directory: directory(t, tenant.Site{Host: city, Origins: []string{o.Listener.Addr().String()}},
+			tenant.Site{Host: bousai, Disaster: true, Origins: []string{o.Listener.Addr().String()}}),
+		DDoS: waf.DDoSConfig{GlobalInFlight: 4, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
+	addr := start(t, s, false)
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: 16}}
+
+	resp, _ := get(t, c, "GET", addr, city, "/page") // stored in the cache
+	require.Equal(t, 200, resp.StatusCode)
+	var wg sync.WaitGroup
+	n := 0
+	slow := func(host string) {
+		n++ // a new URL each: the cache would coalesce identical misses
+		path := "/slow?n=" + strconv.Itoa(n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := get(t, c, "GET", addr, host, path)
+			assert.Equal(t, 200, resp.StatusCode)
+		}()
+		select {
+		case <-entered:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the request never reached the origin")
+		}
+	}
+	for range 3 {
+		slow(city) // the ordinary sites' 3 slots
+	}
+	resp, body := get(t, c, "GET", addr, city, "/other")
+	assert.Equal(t, 503, resp.StatusCode, body)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+	assert.Contains(t, body, "防災情報のページは優先して配信しています")
+	resp, body = get(t, c, "GET", addr, city, "/page")
+	assert.Equal(t, 200, resp.StatusCode, "the stored copy while overloaded")
+	assert.Equal(t, city+" /page", body)
+	slow(bousai) // the reserve: a disaster site gets the 4th slot
+	resp, _ = get(t, c, "GET", addr, bousai, "/more")
+	assert.Equal(t, 503, resp.StatusCode, "all 4 slots taken")
+
+	var overload, cached int
+	for _, e := range rec.events() {
+		if e.Verdict.Rule == "waf-overload" {
+			if e.Verdict.Action == detect.ActionDrop {
+				overload++
+			} else {
+				cached++
+			}
+		}
+	}
+	assert.Equal(t, 2, overload)
+	assert.Equal(t, 1, cached)
+
+	once.Do(func() { close(hold) })
+	wg.Wait()
+	assert.Eventually(t, func() bool {
+		resp, _ := get(t, c, "GET", addr, city, "/after")
+		return resp.StatusCode == 200
+	}, 10*time.Second, 20*time.Millisecond, "slots released")
+}

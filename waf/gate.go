@@ -2,6 +2,7 @@ package waf
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -177,6 +178,28 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, site *tenant.Site,
 			return gateResult{answered: true}
 		}
 	}
+	if s.cfg.DDoS.GlobalInFlight > 0 {
+		// global overload: other sites leave the reserve to the disaster sites
+		limit := s.cfg.DDoS.GlobalInFlight
+		if !site.Disaster {
+			limit = max(1, int(float64(limit)*(1-s.cfg.DDoS.DisasterReserve)))
+		}
+		if s.inflight.Add(1) > int64(limit) {
+			s.inflight.Add(-1)
+			if release != nil {
+				release()
+			}
+			s.overloaded(w, r, site, t, sc, start, limit)
+			return gateResult{answered: true}
+		}
+		inner := release
+		release = func() {
+			s.inflight.Add(-1)
+			if inner != nil {
+				inner()
+			}
+		}
+	}
 	g := gateResult{release: release}
 	if v != nil {
 		g.challengePassed = true
@@ -190,6 +213,32 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, site *tenant.Site,
 		g.report = d
 	}
 	return g
+}
+
+var pageOverload = page{Status: http.StatusServiceUnavailable,
+	TitleJA: "ただいま混雑しています", TitleEN: "The service is busy",
+	ReasonJA: "アクセスが集中しているため、このページを表示できませんでした。少し時間をおいて再度アクセスしてください。防災情報のページは優先して配信しています。",
+	ReasonEN: "Too many requests are being served right now. Please try again in a moment. Disaster-information pages are served first."}
+
+// overloaded answers a request over the global in-flight cap: the
+// site's stored copy when the cache has one, else 503.
+func (s *Server) overloaded(w http.ResponseWriter, r *http.Request, site *tenant.Site, t *tenant.Tenant, sc *siteConfig, start time.Time, limit int) {
+	reason := fmt.Sprintf("the gateway has %d requests in progress (this site's cap)", limit)
+	if s.cache != nil {
+		rw := &respWriter{ResponseWriter: &hardenWriter{ResponseWriter: w, so: sc, https: r.TLS != nil}}
+		if res, ok := s.cache.ServeStored(rw, r, cachePolicy(sc, site)); ok {
+			ev := s.event(r, site, t, start)
+			ev.HTTP.Status, ev.BytesOut, ev.Outcome = rw.status(), rw.n, "success"
+			ev.Verdict = detect.Verdict{Action: detect.ActionAllow, Rule: "waf-overload", Reason: reason + "; answered from the cache"}
+			ev.Labels = append(ev.Labels, detect.Label{Key: "cache", Value: res.Status.String()},
+				detect.Label{Key: "ddos", Value: "overload-cached"},
+				detect.Label{Key: "origin_answered", Value: "false"})
+			s.cfg.Sink.Emit(ev)
+			return
+		}
+	}
+	w.Header().Set("Retry-After", "1")
+	s.refuse(w, r, site, t, start, &guardDecision{page: pageOverload, rule: "waf-overload", reason: reason, action: detect.ActionDrop})
 }
 
 // refuse answers r with d's page and emits the event.

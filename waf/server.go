@@ -46,6 +46,7 @@ type Server struct {
 	geoClose     func() error
 	cache        *cache.Cache
 	droppedConns atomic.Int64
+	inflight     atomic.Int64 // requests past the gate (DDoS.GlobalInFlight)
 
 	stop chan struct{}
 	done chan struct{}

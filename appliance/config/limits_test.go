@@ -19,6 +19,8 @@ func TestCapsNotNegative(t *testing.T) {
 		"proxy.tenant_conns":                "proxy: {tenant_conns: -1}\n",
 		"mail.outbound_recipients_per_hour": "mail: {outbound_recipients_per_hour: -5}\n",
 		"waf.ddos.challenge_work":           "waf: {ddos: {challenge_work: 25}}\n",
+		"waf.ddos.global_in_flight":         "waf: {ddos: {global_in_flight: -1}}\n",
+		"waf.ddos.disaster_reserve":         "waf: {ddos: {disaster_reserve: 1}}\n",
 	} {
 		_, err := Parse("c.yaml", []byte("version: 1\nlisten: {console: 127.0.0.1:0}\n"+doc))
 		require.Error(t, err, key)

@@ -256,6 +256,12 @@ func (c *Config) validate(d *decoder, root *yaml.Node) {
 	if w := c.WAF.DDoS.ChallengeWork; w < 0 || w > 24 {
 		d.at(root, "waf.ddos.challenge_work", "want 0 (cookie challenge) to 24 bits, found %d", w)
 	}
+	if c.WAF.DDoS.GlobalInFlight < 0 {
+		d.at(root, "waf.ddos.global_in_flight", "must not be negative, found %d", c.WAF.DDoS.GlobalInFlight)
+	}
+	if r := c.WAF.DDoS.DisasterReserve; r < 0 || r >= 1 {
+		d.at(root, "waf.ddos.disaster_reserve", "want a share in [0, 1), found %g", r)
+	}
 	if c.Proxy.TenantConns < 0 {
 		d.at(root, "proxy.tenant_conns", "must not be negative, found %d", c.Proxy.TenantConns)
 	}

@@ -53,6 +53,11 @@ type WAFDDoS struct {
 	// 0-24) a browser must do in JavaScript before the challenge cookie
 	// counts; 0 keeps the JavaScript-free cookie challenge.
 	ChallengeWork int `yaml:"challenge_work"`
+	// GlobalInFlight caps the requests the WAF works on at once across
+	// all sites; other sites leave DisasterReserve of it (default 0.25)
+	// to the disaster sites. 0: no cap.
+	GlobalInFlight  int     `yaml:"global_in_flight"`
+	DisasterReserve float64 `yaml:"disaster_reserve"`
 	// ChallengeKeyFile holds the key (at least 16 bytes) signing the
 	// challenge cookies of adaptive protection. Empty means
 	// DataDir/waf/challenge.key, created with 32 random bytes (mode

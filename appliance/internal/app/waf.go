@@ -110,7 +110,8 @@ func wafConfig(cfg *config.Config) (waf.Config, error) {
 			MaxObjectBytes: c.Cache.MaxObjectMB << 20, Dir: c.Cache.Dir, MaxDiskBytes: c.Cache.MaxDiskMB << 20},
 		DDoS: waf.DDoSConfig{Disabled: c.DDoS.Disabled, ClientRate: c.DDoS.ClientRate, ClientBurst: c.DDoS.ClientBurst,
 			ClientInFlight: c.DDoS.ClientInFlight, ConnsPerSource: c.DDoS.ConnsPerSource,
-			AdaptiveFactor: c.DDoS.AdaptiveFactor, Exempt: c.DDoS.Exempt, ChallengeWork: c.DDoS.ChallengeWork},
+			AdaptiveFactor: c.DDoS.AdaptiveFactor, Exempt: c.DDoS.Exempt, ChallengeWork: c.DDoS.ChallengeWork,
+			GlobalInFlight: c.DDoS.GlobalInFlight, DisasterReserve: c.DDoS.DisasterReserve},
 		Sites: map[string]waf.SiteOptions{},
 	}
 	wc.Inspection = waf.InspectionConfig{MaxBody: c.Engine.MaxBodyKB << 10, FailOpen: c.Engine.FailOpen}
