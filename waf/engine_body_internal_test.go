@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +79,13 @@ func checkSound(t testing.TB, e *CRSEngine, ct string, body []byte) bool {
 	if fast {
 		ms, score, _, in, err := e.run(0, req.Method, req.URI, req.Proto, req.Host, req.Header, req.Body, nil, false)
 		require.NoError(t, err)
+		// 209001 refuses a body with more values than one Coraza run reads:
+		// a limit of the full run, not an attack the fast path missed (it
+		// inspects every value)
+		if in != nil && in.RuleID == argLimitRule {
+			in = nil
+			ms = slices.DeleteFunc(ms, func(m Match) bool { return m.ID == argLimitRule })
+		}
 		require.Truef(t, len(ms) == 0 && score == 0 && in == nil,
 			"fast path found clean, Coraza matched %v (score %d, %v): %.300q", ms, score, in, body)
 	}

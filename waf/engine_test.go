@@ -392,3 +392,30 @@ func TestMultipartMailHeaderInjection(t *testing.T) {
 	d = inspectURI(t, e, siteHost, "POST", "/contact/send", h, body)
 	assert.Equal(t, waf.Pass, d.Action, "%v", ids(d))
 }
+
+// TestDeepArguments: a payload after more than 1,000 padding values (the
+// argument limit of coraza.conf-recommended, beyond which Coraza drops
+// values and plain Coraza passes the request) is not passed: our engine
+// refuses a body with more new values than Coraza reads (413, rule
+// 209001), in JSON and in a form.
+func TestDeepArguments(t *testing.T) {
+	e := siteEngine(t)
+	var j strings.Builder
+	j.WriteString(`{"items":[`)
+	for i := 0; i < 1100; i++ {
+		fmt.Fprintf(&j, `{"id":%d,"note":"避難所%d番の状況"},`, i, i)
+	}
+	j.WriteString(`{"q":"1' UNION SELECT password FROM users--"}]}`)
+	var f strings.Builder
+	for i := 0; i < 1100; i++ {
+		fmt.Fprintf(&f, "f%d=%d&", i, i)
+	}
+	f.WriteString("q=" + url.QueryEscape("1' UNION SELECT password FROM users--"))
+	for _, c := range []struct{ ct, body string }{{"application/json", j.String()}, {"application/x-www-form-urlencoded", f.String()}} {
+		h := http.Header{"Content-Type": {c.ct}, "Content-Length": {fmt.Sprint(len(c.body))}}
+		d := inspectURI(t, e, siteHost, "POST", "/api/report", h, []byte(c.body))
+		assert.Equal(t, waf.Block, d.Action, "%s: %v", c.ct, ids(d))
+		assert.Contains(t, ids(d), 209001, c.ct)
+		assert.Equal(t, 413, d.Status, c.ct)
+	}
+}
