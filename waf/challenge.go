@@ -151,9 +151,15 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, site *tenant.
 	p := pageChallenge
 	p.LinkHref, p.LinkText = loc, "続ける / Continue"
 	writePage(w, p, ref)
+	s.challengeSent(r, site, t, start, ref, p.Status, v.rule, v.reason+"; cookie challenge sent")
+}
+
+// challengeSent emits the event of a challenge answered instead of the
+// request (action drop, label ddos=challenge-sent).
+func (s *Server) challengeSent(r *http.Request, site *tenant.Site, t *tenant.Tenant, start time.Time, ref string, status int, rule, reason string) {
 	ev := s.event(r, site, t, start)
-	ev.ID, ev.HTTP.Status, ev.Type, ev.Outcome = ref, p.Status, "denied", "success"
-	ev.Verdict = detect.Verdict{Action: detect.ActionDrop, Rule: v.rule, Reason: v.reason + "; cookie challenge sent"}
+	ev.ID, ev.HTTP.Status, ev.Type, ev.Outcome = ref, status, "denied", "success"
+	ev.Verdict = detect.Verdict{Action: detect.ActionDrop, Rule: rule, Reason: reason}
 	ev.Labels = append(ev.Labels, detect.Label{Key: "ddos", Value: "challenge-sent"},
 		detect.Label{Key: "origin_answered", Value: "false"})
 	s.cfg.Sink.Emit(ev)
@@ -181,12 +187,7 @@ func (s *Server) workChallenge(w http.ResponseWriter, r *http.Request, site *ten
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write(buf.Bytes())
-	ev := s.event(r, site, t, start)
-	ev.ID, ev.HTTP.Status, ev.Type, ev.Outcome = ref, http.StatusServiceUnavailable, "denied", "success"
-	ev.Verdict = detect.Verdict{Action: detect.ActionDrop, Rule: v.rule, Reason: v.reason + "; proof-of-work challenge sent"}
-	ev.Labels = append(ev.Labels, detect.Label{Key: "ddos", Value: "challenge-sent"},
-		detect.Label{Key: "origin_answered", Value: "false"})
-	s.cfg.Sink.Emit(ev)
+	s.challengeSent(r, site, t, start, ref, http.StatusServiceUnavailable, v.rule, v.reason+"; proof-of-work challenge sent")
 }
 
 // workTmpl is the proof-of-work page. Its script hashes with its own

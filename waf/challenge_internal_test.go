@@ -42,15 +42,7 @@ func (r *evRecorder) last() detect.Event {
 // sites with NoChallenge still get 429.
 func TestCookieChallenge(t *testing.T) {
 	const host = "www.aoba.example.jp"
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(o.Close)
-	dir, err := tenant.NewSnapshot([]tenant.Tenant{{ID: "aoba", Name: "青葉市",
-		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")}, EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
-		Sites: []tenant.Site{{Host: host, Origins: []string{o.Listener.Addr().String()}}}}}, tenant.Options{})
-	require.NoError(t, err)
+	dir := challengeSite(t, host, "ok")
 	var mu sync.Mutex
 	clk := time.Unix(1_800_000_000, 0)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }
@@ -159,6 +151,22 @@ func TestCookieChallenge(t *testing.T) {
 		}
 	}
 	assert.Equal(t, http.StatusTooManyRequests, w.Code)
+}
+
+// challengeSite is a directory with one site, host, whose origin answers
+// body (not cacheable).
+func challengeSite(t *testing.T, host, body string) tenant.Directory {
+	t.Helper()
+	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(o.Close)
+	dir, err := tenant.NewSnapshot([]tenant.Tenant{{ID: "aoba", Name: "青葉市",
+		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")}, EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+		Sites: []tenant.Site{{Host: host, Origins: []string{o.Listener.Addr().String()}}}}}, tenant.Options{})
+	require.NoError(t, err)
+	return dir
 }
 
 // attackedSite starts a Server (clock now) whose site host is in

@@ -2,10 +2,8 @@ package waf
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -17,8 +15,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/jichitai/seccloud/tenant"
 )
 
 // workFixture: a site in adaptive protection with the proof-of-work
@@ -26,15 +22,7 @@ import (
 func workFixture(t *testing.T, bits int) (s *Server, host string, do func(from, path, cookie string) *httptest.ResponseRecorder) {
 	t.Helper()
 	host = "bousai.aoba.example.jp"
-	o := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, "避難所一覧 ok")
-	}))
-	t.Cleanup(o.Close)
-	dir, err := tenant.NewSnapshot([]tenant.Tenant{{ID: "aoba", Name: "青葉市",
-		Networks: []netip.Prefix{netip.MustParsePrefix("127.0.1.0/24")}, EgressAddr: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
-		Sites: []tenant.Site{{Host: host, Origins: []string{o.Listener.Addr().String()}}}}}, tenant.Options{})
-	require.NoError(t, err)
+	dir := challengeSite(t, host, "避難所一覧 ok")
 	var mu sync.Mutex
 	clk := time.Unix(1_800_000_000, 0)
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }
