@@ -41,18 +41,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+. "$ROOT/bench/lib/peers.sh"
 need=()
 command -v nsd >/dev/null || need+=(nsd)
 command -v unbound >/dev/null || need+=(unbound)
 command -v dnsperf >/dev/null || need+=(dnsperf)
 command -v dig >/dev/null || need+=(bind9-dnsutils)
-if ((${#need[@]})); then
-	echo "installing ${need[*]}" >&2
-	apt-get update -qq
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	rm -f /usr/sbin/policy-rc.d
-fi
+bench_install "${need[@]}"
 
 # --- the hierarchy: three NSD instances ------------------------------------
 cat >"$W/root.zone" <<ZONE
@@ -120,32 +115,7 @@ cat >"$W/root.hints" <<HINTS
 .              3600000 NS a.root.test.
 a.root.test.   3600000 A  $ROOT_IP
 HINTS
-cat >"$W/unbound.conf" <<CONF
-server:
-  interface: 127.0.0.1
-  port: $UNBOUND_PORT
-  num-threads: 2
-  so-reuseport: yes
-  module-config: "iterator"
-  msg-cache-size: 64m
-  rrset-cache-size: 128m
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$W"
-  pidfile: "$W/unbound.pid"
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  log-queries: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  local-zone: "test." nodefault
-  root-hints: "$W/root.hints"
-  do-ip6: no
-remote-control:
-  control-enable: no
-CONF
+unbound_hints_conf "$W" "$UNBOUND_PORT" "$W/root.hints"
 
 (cd "$ROOT" && go build -o "$W/dnsresd" ./bench/dns/dnsresd && go build -o "$W/respdiff" ./bench/dns/respdiff)
 

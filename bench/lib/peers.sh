@@ -97,11 +97,10 @@ zone:
 CONF
 }
 
-# unbound_conf DIR PORT NSD_PORT: DIR/unbound.conf, 2 threads, caches of
-# 64 + 128 MiB, forwarding bench.test. to 127.0.0.1@NSD_PORT. Start with
-# `unbound -d -c DIR/unbound.conf &`.
-unbound_conf() {
-	cat >"$1/unbound.conf" <<CONF
+# unbound_server DIR PORT: the server: block the benches share (2
+# threads, caches of 64 + 128 MiB, loopback, no logs), on stdout.
+unbound_server() {
+	cat <<CONF
 server:
   interface: 127.0.0.1
   port: $2
@@ -122,6 +121,15 @@ server:
   access-control: 127.0.0.0/8 allow
   do-not-query-localhost: no
   local-zone: "test." nodefault
+CONF
+}
+
+# unbound_conf DIR PORT NSD_PORT: DIR/unbound.conf forwarding bench.test.
+# to 127.0.0.1@NSD_PORT. Start with `unbound -d -c DIR/unbound.conf &`.
+unbound_conf() {
+	{
+		unbound_server "$1" "$2"
+		cat <<CONF
   domain-insecure: "bench.test."
 remote-control:
   control-enable: no
@@ -129,6 +137,21 @@ forward-zone:
   name: "bench.test."
   forward-addr: 127.0.0.1@$3
 CONF
+	} >"$1/unbound.conf"
+}
+
+# unbound_hints_conf DIR PORT HINTS: DIR/unbound.conf recursing from the
+# root hints file HINTS (IPv4 only).
+unbound_hints_conf() {
+	{
+		unbound_server "$1" "$2"
+		cat <<CONF
+  root-hints: "$3"
+  do-ip6: no
+remote-control:
+  control-enable: no
+CONF
+	} >"$1/unbound.conf"
 }
 
 # modsec_conf DIR PORT ORIGIN_PORT: DIR/modsec.conf, nginx (2 workers)
