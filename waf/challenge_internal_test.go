@@ -216,11 +216,22 @@ func FuzzChallengeCookie(f *testing.F) {
 	require.NoError(f, err)
 	client := netip.MustParseAddr("192.0.2.1")
 	good := c.token(client, "www.aoba.example.jp")
+	// proof-of-work mode: only "token.n" with the signed token and a
+	// solution passes
+	w, err := newChallenger(&DDoSConfig{ChallengeKey: []byte("0123456789abcdef0123"), ChallengeWork: 8}, func() time.Time { return time.Unix(1_800_000_000, 0) })
+	require.NoError(f, err)
+	f.Add(good + ".0")
+	f.Add(good + "." + solve(good, 8))
+	f.Add(good + ".-1")
 	f.Fuzz(func(t *testing.T, v string) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("Cookie", challengeCookie+"="+v)
 		if c.passed(r, client, "www.aoba.example.jp") {
 			assert.Equal(t, good, v, "only the signed value passes")
+		}
+		if w.passed(r, client, "www.aoba.example.jp") {
+			tok, n, ok := strings.Cut(v, ".")
+			assert.True(t, ok && tok == good && workDone(tok, n, 8), "only the signed value with a solution passes: %q", v)
 		}
 	})
 }
